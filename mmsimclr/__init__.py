@@ -1,0 +1,14 @@
+"""mmsimclr: SimCLR for OpenMMLab (mmengine + mmpretrain)."""
+import warnings
+
+from .version import __version__
+
+# mmcv-lite lacks compiled ops; mmcv warns about that on every import although mmsimclr never needs them
+warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformableAttention``')
+
+from .utils.checkpoint import register_checkpoint_loader  # noqa: E402
+
+# any use of mmsimclr makes mmengine's local checkpoint loading weights-only *and* able to read its own checkpoints
+register_checkpoint_loader()
+
+__all__ = ['__version__']

@@ -1,0 +1,20 @@
+"""DDP wrapper that runs on CPU process groups too.
+
+mmengine's runner passes ``device_ids=[LOCAL_RANK]`` to every ``DistributedDataParallel`` subclass; torch rejects
+``device_ids`` for a module on the CPU. This wrapper drops them when the module has no CUDA parameters, so the very
+same config trains with NCCL on GPUs and with gloo on a CPU-only machine (how CI tests distribution).
+"""
+from mmengine.model import MMDistributedDataParallel
+
+from mmsimclr.registry import MODEL_WRAPPERS
+
+
+@MODEL_WRAPPERS.register_module()
+class SimCLRDistributedDataParallel(MMDistributedDataParallel):
+
+    def __init__(self, module, detect_anomalous_params: bool = False, **kwargs):
+        on_cuda = any(p.is_cuda for p in module.parameters())
+        if not on_cuda:
+            kwargs.pop('device_ids', None)
+            kwargs.pop('output_device', None)
+        super().__init__(module=module, detect_anomalous_params=detect_anomalous_params, **kwargs)

@@ -1,0 +1,1 @@
+"""Evaluation metrics (mmpretrain's ``Accuracy`` and friends are reachable through the parent registry)."""

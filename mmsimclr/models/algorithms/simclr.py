@@ -1,0 +1,81 @@
+"""SimCLR (Chen et al., ICML 2020): f(.) backbone, g(.) projection neck, NT-Xent over augmented views."""
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+from mmpretrain.models.selfsup.base import BaseSelfSupervisor
+from mmpretrain.structures import DataSample
+
+from mmsimclr.registry import MODELS
+
+
+@MODELS.register_module()
+class SimCLR(BaseSelfSupervisor):
+    """SimCLR algorithm.
+
+    Modes of ``forward``:
+
+    - ``'loss'``: ``inputs`` is a list of ``V >= 2`` view batches, each ``(n, 3, H, W)``; returns ``{'loss': ...}``.
+    - ``'tensor'``: backbone feature maps (a tuple, as mmpretrain's backbones return).
+    - ``'predict'``: one ``DataSample`` per image with ``feat`` (globally pooled backbone embedding ``h``, the
+      representation the paper evaluates) and ``proj`` (the projection ``z = g(h)``). This is what val/test loops
+      and feature extraction use (mmpretrain's self-supervised models raise ``Invalid mode "predict"``).
+
+    Args: as mmpretrain's ``BaseSelfSupervisor`` (``backbone``, ``neck``, ``head``, ``data_preprocessor``,
+    ``init_cfg``), so mmpretrain's SimCLR configs and checkpoints work unchanged.
+    """
+
+    def forward(self,
+                inputs: Union[torch.Tensor, List[torch.Tensor]],
+                data_samples: Optional[List[DataSample]] = None,
+                mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'tensor':
+            return self.extract_feat(self._single_view(inputs))
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        raise RuntimeError(f'SimCLR.forward: invalid mode "{mode}"; use "loss", "tensor" or "predict"')
+
+    @staticmethod
+    def _single_view(inputs: Union[torch.Tensor, Sequence[torch.Tensor]]) -> torch.Tensor:
+        # the self-supervised data preprocessor hands over a list of views; evaluation uses the first
+        if isinstance(inputs, (list, tuple)):
+            return inputs[0]
+        return inputs
+
+    def extract_feat(self, inputs: torch.Tensor):
+        """Backbone feature maps for ``(n, 3, H, W)`` images (tuple of tensors)."""
+        return self.backbone(inputs)
+
+    def embed(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """``{'feat': (n, C) pooled backbone features h, 'proj': (n, d) projections z}``."""
+        feats = self.extract_feat(self._single_view(inputs))
+        last = feats[-1]
+        h = last.mean(dim=(2, 3)) if last.dim() == 4 else last.flatten(1)
+        out = {'feat': h}
+        if self.with_neck:
+            out['proj'] = self.neck((last, ))[0]
+        return out
+
+    def predict(self, inputs, data_samples: Optional[List[DataSample]] = None) -> List[DataSample]:
+        out = self.embed(inputs)
+        n = out['feat'].shape[0]
+        if data_samples is None:
+            data_samples = [DataSample() for _ in range(n)]
+        for i, sample in enumerate(data_samples):
+            sample.set_field(out['feat'][i], 'feat', field_type='metainfo')
+            if 'proj' in out:
+                sample.set_field(out['proj'][i], 'proj', field_type='metainfo')
+        return data_samples
+
+    def loss(self, inputs: List[torch.Tensor], data_samples: Optional[List[DataSample]] = None,
+             **kwargs) -> Dict[str, torch.Tensor]:
+        """NT-Xent over all views: ``inputs`` is a list of ``V`` tensors ``(n, 3, H, W)``."""
+        if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
+            raise ValueError('SimCLR.loss needs a list of at least two augmented views per image; wrap the view '
+                             "pipeline in dict(type='MultiView', num_views=2, transforms=[view_pipeline]) "
+                             'and use a SelfSupDataPreprocessor')
+        num_views = len(inputs)
+        x = torch.stack(list(inputs), dim=1).flatten(0, 1)  # (n * V, 3, H, W), sample-major
+        z = self.neck(self.backbone(x))[0]  # (n * V, d)
+        return dict(loss=self.head.loss(z, num_views=num_views))

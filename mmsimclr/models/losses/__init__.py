@@ -1,0 +1,3 @@
+from .nt_xent_loss import NTXentLoss
+
+__all__ = ['NTXentLoss']

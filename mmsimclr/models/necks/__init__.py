@@ -1,0 +1,3 @@
+from .nonlinear_neck import NonLinearNeck
+
+__all__ = ['NonLinearNeck']

@@ -1,0 +1,80 @@
+"""Weights-only checkpoint loading that still reads mmengine's own checkpoints.
+
+Since torch 2.6, ``torch.load`` defaults to ``weights_only=True`` and mmengine 0.10.7 calls it without arguments,
+so resume, ``load_from`` and ``init_cfg=Pretrained`` refuse mmengine's own checkpoints: besides tensors they hold
+the message hub's ``HistoryBuffer`` objects and numpy arrays/scalars. Turning weights-only loading off (the
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` environment variable, or ``weights_only=False``) would let any checkpoint run
+arbitrary code on load.
+
+Instead we register a local-file loader with mmengine's ``CheckpointLoader`` (its extension point) that keeps
+``weights_only=True`` and allows exactly the extra, data-only types those checkpoints contain. A checkpoint that
+pickles anything else (a function, a class with a custom ``__reduce__``) is refused with an error naming the file.
+"""
+import os.path as osp
+from typing import List
+
+import numpy as np
+import torch
+from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader
+
+
+def _numpy_globals() -> List:
+    allowed = [np.ndarray, np.dtype]
+    multiarray = getattr(np, '_core', None)
+    multiarray = multiarray.multiarray if multiarray is not None else np.core.multiarray
+    allowed += [multiarray._reconstruct, multiarray.scalar]
+    # numpy >= 1.25 pickles dtypes through their classes in numpy.dtypes
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        allowed += [getattr(dtypes, name) for name in dir(dtypes) if name.endswith('DType')]
+    return allowed
+
+
+#: Data-only types found in mmengine checkpoints besides tensors and builtins.
+SAFE_GLOBALS = [HistoryBuffer] + _numpy_globals()
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint holds pickled objects outside the weights-only allow-list."""
+
+
+def safe_torch_load(f, map_location=None, name: str = None):
+    """``torch.load(f, weights_only=True)`` with mmengine's data-only types allowed.
+
+    Raises:
+        UnsafeCheckpointError: the file pickles a callable or another type that is not allowed.
+    """
+    name = name or str(f)
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(f, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises UnpicklingError (message names the global) for refused types
+        if 'Weights only load failed' in str(e) or isinstance(e, __import__('pickle').UnpicklingError):
+            raise UnsafeCheckpointError(
+                f'Refused to load checkpoint {name}: it contains pickled objects that are not plain weights, and '
+                'loading it could execute code. If you trust the file, convert it once with '
+                "torch.save(torch.load(path, weights_only=False)['state_dict'], new_path) and load new_path. "
+                f'Details: {str(e).splitlines()[0]}') from e
+        raise
+
+
+def load_from_local_weights_only(filename: str, map_location=None):
+    """mmengine ``CheckpointLoader`` scheme for local paths (prefix ``''``): weights-only, mmengine types allowed."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'Checkpoint {filename} does not exist; check load_from / --resume / '
+                                'init_cfg.checkpoint')
+    return safe_torch_load(filename, map_location=map_location, name=filename)
+
+
+_REGISTERED = False
+
+
+def register_checkpoint_loader() -> None:
+    """Install the weights-only local loader into mmengine (idempotent)."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_weights_only, force=True)
+    _REGISTERED = True

@@ -1,0 +1,1 @@
+"""Visualizers (mmpretrain's ``UniversalVisualizer`` is reachable through the parent registry)."""
