@@ -5,10 +5,14 @@ mmengine's runner passes ``device_ids=[LOCAL_RANK]`` to every ``DistributedDataP
 same config trains with NCCL on GPUs and with gloo on a CPU-only machine (how CI tests distribution).
 """
 from mmengine.model import MMDistributedDataParallel
+from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 
 from mmsimclr.registry import MODEL_WRAPPERS
 
 
+# mmengine's runner looks wrappers up in its *root* registry (not through the default scope), so the class is
+# registered there as well as in ours
+@MMENGINE_MODEL_WRAPPERS.register_module()
 @MODEL_WRAPPERS.register_module()
 class SimCLRDistributedDataParallel(MMDistributedDataParallel):
 

@@ -11,6 +11,7 @@ Instead we register a local-file loader with mmengine's ``CheckpointLoader`` (it
 pickles anything else (a function, a class with a custom ``__reduce__``) is refused with an error naming the file.
 """
 import os.path as osp
+import pickle
 from typing import List
 
 import numpy as np
@@ -31,8 +32,21 @@ def _numpy_globals() -> List:
     return allowed
 
 
+def _history_buffer_getattr(obj, name: str):
+    """Stand-in for ``getattr`` while unpickling.
+
+    A ``HistoryBuffer`` pickles its statistics methods as ``getattr(HistoryBuffer, 'mean')``. Allowing the real
+    ``getattr`` would let a crafted file reach any attribute of an allowed type (``ndarray.tofile`` writes files),
+    so only a HistoryBuffer's own statistics methods can be looked up.
+    """
+    if obj is HistoryBuffer and (name in ('min', 'max', 'current', 'mean') or name in HistoryBuffer._statistics_methods):
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(f'getattr({obj!r}, {name!r}) is not allowed in a weights-only checkpoint')
+
+
 #: Data-only types found in mmengine checkpoints besides tensors and builtins.
-SAFE_GLOBALS = [HistoryBuffer] + _numpy_globals()
+SAFE_GLOBALS = [HistoryBuffer, (_history_buffer_getattr, '__builtin__.getattr'),
+                (_history_buffer_getattr, 'builtins.getattr')] + _numpy_globals()
 
 
 class UnsafeCheckpointError(RuntimeError):
@@ -50,7 +64,7 @@ def safe_torch_load(f, map_location=None, name: str = None):
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(f, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises UnpicklingError (message names the global) for refused types
-        if 'Weights only load failed' in str(e) or isinstance(e, __import__('pickle').UnpicklingError):
+        if 'Weights only load failed' in str(e) or isinstance(e, pickle.UnpicklingError):
             raise UnsafeCheckpointError(
                 f'Refused to load checkpoint {name}: it contains pickled objects that are not plain weights, and '
                 'loading it could execute code. If you trust the file, convert it once with '

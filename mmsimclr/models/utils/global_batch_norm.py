@@ -4,9 +4,10 @@ The SimCLR paper (Sec. 3, "Global BN") normalises with the mean and variance of 
 pair processed on the same device cannot be recognised from local BN statistics (an information leak that lets the
 contrastive task be solved without learning good features).
 
-On CUDA this defers to ``torch.nn.SyncBatchNorm``. torch's SyncBatchNorm refuses CPU tensors, so for CPU (gloo)
-runs -- how CI tests distribution -- the statistics are gathered here with a differentiable all-reduce of the
-per-channel sums ``S1 = sum x``, ``S2 = sum x^2`` and the count ``M``:
+Why not ``torch.nn.SyncBatchNorm``: it refuses CPU tensors, and DDP refuses a CPU module that contains one, so CPU
+(gloo) runs -- how CI tests distribution -- could not use it. This layer is a plain ``_BatchNorm`` subclass that works
+on any device: the statistics are gathered with one differentiable all-reduce of the per-channel sums
+``S1 = sum x``, ``S2 = sum x^2`` and the count ``M`` (accumulated in float32):
 
     mean = S1 / M,    var = S2 / M - mean^2    (biased; running_var gets the unbiased M / (M - 1) * var)
     y = (x - mean) / sqrt(var + eps) * weight + bias
@@ -18,7 +19,6 @@ Input ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)``; output has the same shape. 
 """
 import torch
 import torch.distributed as dist
-import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
 
@@ -32,26 +32,28 @@ def _world_size() -> int:
 
 
 @MODELS.register_module(name='GlobalBN')
-class GlobalBatchNorm(nn.SyncBatchNorm):
-    """``SyncBatchNorm`` that also works on CPU process groups (gloo). Registered as ``GlobalBN``."""
+class GlobalBatchNorm(_BatchNorm):
+    """Batch norm with global-batch statistics under ``torch.distributed`` (any backend, any device).
+    Registered as ``GlobalBN``; ``torch.nn.SyncBatchNorm`` (``SyncBN``) remains available for CUDA-only runs."""
 
     _abbr_ = 'bn'
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, **kwargs) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, **kwargs)
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() < 2:
             raise ValueError(f'GlobalBN expects at least 2-D input (N, C, ...), got shape {tuple(x.shape)}')
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
         use_batch_stats = self.training or not self.track_running_stats
         if not use_batch_stats or _world_size() == 1:
-            return self._local_forward(x)
-        if x.is_cuda:
-            return super().forward(x)
-        return self._cpu_global_forward(x)
+            return super().forward(x)  # plain BatchNorm
+        return self._global_forward(x)
 
-    def _local_forward(self, x: torch.Tensor) -> torch.Tensor:
-        # plain BatchNorm (SyncBatchNorm's own forward would insist on an accelerator)
-        return _BatchNorm.forward(self, x)
-
-    def _cpu_global_forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _global_forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
         dims = [0] + list(range(2, x.dim()))
         xf = x.float()

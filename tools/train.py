@@ -1,0 +1,82 @@
+"""Train a model from an mmsimclr config (SimCLR pretraining or linear evaluation).
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [auto|PATH]] [--amp] [--cfg-options k=v ...]
+    bash tools/dist_train.sh CONFIG GPUS [same options]     # torchrun; gloo CPU processes when there is no GPU
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # runnable from a source checkout
+
+from mmsimclr.utils import init_cpu_dist_if_needed, register_all_modules  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train with an mmsimclr config')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go (default: work_dirs/<config name>)')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from the latest checkpoint in the work dir (no value or "auto") '
+                        'or from the given checkpoint path')
+    parser.add_argument('--amp', action='store_true', help='mixed precision (bf16 where supported, else fp16)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr linearly with the actual total batch size')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, e.g. train_dataloader.batch_size=64')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def build_config(args) -> Config:
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'Config file {args.config} does not exist')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        import torch
+        dtype = 'bfloat16' if (not torch.cuda.is_available() or torch.cuda.is_bf16_supported()) else 'float16'
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.dtype = dtype
+        if dtype == 'float16':
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.auto_scale_lr:
+        cfg.setdefault('auto_scale_lr', {})['enable'] = True
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            raise FileNotFoundError(f'--resume {args.resume}: no such checkpoint')
+        cfg.resume, cfg.load_from = True, args.resume
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    register_all_modules(init_default_scope=False)
+    cfg = build_config(args)
+    timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
+    if init_cpu_dist_if_needed(args.launcher, timeout_s=timeout):
+        cfg.env_cfg.dist_cfg.backend = 'gloo'
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+if __name__ == '__main__':
+    main()
