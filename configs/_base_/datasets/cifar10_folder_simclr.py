@@ -3,19 +3,15 @@
 dataset_type = 'CustomDataset'
 data_root = 'data/cifar10/'
 
-# SimCLR views for CIFAR-10 (paper, Appendix B.9): colour distortion strength s = 0.5, no blur
+# SimCLR views for CIFAR-10 (paper, Appendix B.9): as ImageNet's but colour distortion strength s = 0.5, no blur.
+# Batched augmentation on the training device instead: cifar10_folder_simclr_batchaug.py.
 view_pipeline = [
-    dict(type='RandomResizedCrop', scale=32, crop_ratio_range=(0.08, 1.0), backend='pillow'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(
-        type='RandomApply',
-        transforms=[dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)],
-        prob=0.8),
-    dict(type='RandomGrayscale', prob=0.2, keep_channels=True, channel_weights=(0.114, 0.587, 0.2989)),
+    dict(type='RandomResizedCropFlip', size=32, scale=(0.08, 1.0), ratio=(3. / 4., 4. / 3.), flip_prob=0.5),
+    dict(type='ColorDistortion', strength=0.5, jitter_prob=0.8, gray_prob=0.2),
 ]
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageColor'),
     dict(type='MultiView', num_views=2, transforms=[view_pipeline]),
     dict(type='PackInputs'),
 ]

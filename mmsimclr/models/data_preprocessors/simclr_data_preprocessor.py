@@ -1,0 +1,284 @@
+"""Batched SimCLR augmentation on the training device.
+
+The CPU pipeline (``RandomResizedCropFlip`` -> ``ColorDistortion`` -> ``RandomGaussianBlur``, see
+``mmsimclr.datasets.transforms``) makes every view in the data loader. With this preprocessor the loader only
+decodes each image and squashes it to one fixed ``S x S`` size (``LoadImageColor`` + ``Resize(keep_ratio=False)``,
+see ``configs/_base_/datasets/*_batchaug.py``); all views are then made here, batched, on the device of the model
+(GPU when there is one), with independent random parameters per sample and view, from the same distributions as the
+CPU path (paper, Appendix A):
+
+* crop: area ``~ U[0.08, 1]`` of the *original* image (its ``ori_shape``; the squash is undone by mapping the box
+  into the ``S x S`` tensor), ``log(w / h) ~ U[log 3/4, log 4/3]``, 10 tries then a centred fallback; cut and
+  resized with ``torchvision.ops.roi_align`` (bilinear, and with the adaptive sampling ratio it averages
+  ``ceil(box / size)`` samples per output pixel, i.e. it is antialiased when shrinking); horizontal flip p = 0.5;
+* colour jitter with p = 0.8 (brightness, contrast, saturation ``~ U[max(0, 1 - 0.8s), 1 + 0.8s]``, hue shift
+  ``~ U[-0.2s, 0.2s]`` turns, per-sample random order), grayscale p = 0.2;
+* Gaussian blur p = 0.5, ``sigma ~ U[0.1, 2.0]``, kernel side ``2 * (int(0.1 * size) // 2) + 1``, reflected
+  borders, one depthwise (grouped) separable convolution for all blurred views at once.
+
+Random parameters come from this module's own ``torch.Generator`` (seeded from ``seed`` or, by default, from
+``torch.initial_seed()`` which mmengine's ``randomness.seed`` sets, plus the process rank so ranks differ); they are
+drawn on the CPU (a few hundred numbers) and moved to the device. ``sample_params`` exposes them to the tests.
+"""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.dist import get_rank
+from mmpretrain.models.utils.data_preprocessor import SelfSupDataPreprocessor
+from torchvision.ops import roi_align
+
+from mmsimclr.registry import MODELS
+
+_LUMA_RGB = (0.299, 0.587, 0.114)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, H, W)`` RGB -> ``(B, 1, H, W)`` luma."""
+    return (x[:, 0:1] * _LUMA_RGB[0] + x[:, 1:2] * _LUMA_RGB[1] + x[:, 2:3] * _LUMA_RGB[2])
+
+
+def _bcast(v: torch.Tensor) -> torch.Tensor:
+    return v.view(-1, 1, 1, 1).to(torch.float32)
+
+
+def shift_hue(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """Rotate the HSV hue of ``(B, 3, H, W)`` RGB images in [0, 1] by ``delta`` ``(B,)`` turns.
+
+    RGB -> HSV with hue in sextants, shift, then back with the closed form
+    ``c_n = v - v * s * clamp(min(k, 4 - k), 0, 1)``, ``k = (n + 6 h) mod 6``, ``n = 5, 3, 1`` for R, G, B.
+    """
+    maxc, argmax = x.max(dim=1)
+    minc = x.min(dim=1).values
+    chroma = maxc - minc
+    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
+    r, g, b = x.unbind(dim=1)
+    hue = torch.where(argmax == 0, (g - b) / safe,
+                      torch.where(argmax == 1, (b - r) / safe + 2., (r - g) / safe + 4.))
+    hue = torch.where(chroma > 0, hue, torch.zeros_like(hue))  # sextants, in (-1, 5]
+    hue = torch.remainder(hue + 6. * delta.view(-1, 1, 1).to(x.dtype), 6.)
+    sat_v = chroma  # v * s
+    n = torch.tensor([5., 3., 1.], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    k = torch.remainder(n + hue.unsqueeze(1), 6.)
+    weight = torch.clamp(torch.minimum(k, 4. - k), 0., 1.)
+    return maxc.unsqueeze(1) - sat_v.unsqueeze(1) * weight
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Blur each of ``(B, C, H, W)`` with its own ``sigma`` ``(B,)``: one separable, grouped convolution over all
+    ``B * C`` planes, odd ``kernel_size``, reflected borders."""
+    b, c, h, w = x.shape
+    radius = kernel_size // 2
+    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-t.view(1, -1) ** 2 / (2. * sigma.view(-1, 1).to(x.dtype) ** 2))
+    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # (B * C, K)
+    mode = 'reflect' if radius < min(h, w) else 'replicate'
+    planes = F.pad(x.reshape(1, b * c, h, w), (radius, radius, radius, radius), mode=mode)
+    planes = F.conv2d(planes, kernel.view(b * c, 1, 1, kernel_size), groups=b * c)
+    planes = F.conv2d(planes, kernel.view(b * c, 1, kernel_size, 1), groups=b * c)
+    return planes.view(b, c, h, w)
+
+
+@MODELS.register_module()
+class SimCLRDataPreprocessor(SelfSupDataPreprocessor):
+    """``SelfSupDataPreprocessor`` that makes the SimCLR views itself, batched.
+
+    Input (training): ``data['inputs']`` ``(N, 3, S, S)`` uint8 (BGR with ``to_rgb=True``, as the loaders give),
+    ``data['data_samples']`` with ``ori_shape`` in their metainfo (absent: the tensor is taken as the original).
+    Output: ``{'inputs': [V tensors (N, 3, size, size)], 'data_samples': ...}``, normalised with ``mean``/``std``
+    (0-255 scale), i.e. what ``SimCLR.loss`` expects. Anything else (a list of views made on the CPU, or
+    ``training=False``) is handled exactly as by ``SelfSupDataPreprocessor``.
+
+    Args:
+        mean, std, to_rgb: as ``SelfSupDataPreprocessor``.
+        num_views: ``V``. size: output side. scale, ratio, flip_prob: crop area fraction range, aspect-ratio range,
+            flip probability. strength: colour distortion ``s``. jitter_prob, gray_prob: 0.8, 0.2 in the paper.
+        blur_prob: 0.5 for ImageNet, 0 for CIFAR. blur_sigma: ``(0.1, 2.0)``. blur_kernel_frac: 0.1.
+        seed: seed of the augmentation generator; ``None``: ``torch.initial_seed()`` at the first batch. The rank
+            is added either way.
+    """
+
+    def __init__(self,
+                 mean: Optional[Sequence[float]] = None,
+                 std: Optional[Sequence[float]] = None,
+                 to_rgb: bool = True,
+                 num_views: int = 2,
+                 size: int = 224,
+                 scale: Sequence[float] = (0.08, 1.0),
+                 ratio: Sequence[float] = (3. / 4., 4. / 3.),
+                 flip_prob: float = 0.5,
+                 strength: float = 1.0,
+                 jitter_prob: float = 0.8,
+                 gray_prob: float = 0.2,
+                 blur_prob: float = 0.5,
+                 blur_sigma: Sequence[float] = (0.1, 2.0),
+                 blur_kernel_frac: float = 0.1,
+                 seed: Optional[int] = None,
+                 **kwargs):
+        super().__init__(mean=mean, std=std, to_rgb=to_rgb, **kwargs)
+        if num_views < 1:
+            raise ValueError('num_views must be >= 1')
+        self.num_views = num_views
+        self.size = int(size)
+        self.scale = tuple(scale)
+        self.ratio = tuple(ratio)
+        self.flip_prob = flip_prob
+        self.strength = strength
+        self.jitter_prob = jitter_prob
+        self.gray_prob = gray_prob
+        self.blur_prob = blur_prob
+        self.blur_sigma = tuple(blur_sigma)
+        self.blur_kernel_frac = blur_kernel_frac
+        self.seed = seed
+        self._generator: Optional[torch.Generator] = None
+
+    # ---------------------------------------------------------------- randomness
+    @property
+    def generator(self) -> torch.Generator:
+        if self._generator is None:
+            base = self.seed if self.seed is not None else torch.initial_seed()
+            self._generator = torch.Generator().manual_seed((int(base) + 1_000_003 * get_rank()) % (2 ** 63))
+        return self._generator
+
+    def kernel_size(self) -> int:
+        """Blur kernel side for the output size: ``2 * (int(0.1 * size) // 2) + 1`` (23 for 224)."""
+        return 2 * (int(self.blur_kernel_frac * self.size) // 2) + 1
+
+    def sample_params(self, heights: torch.Tensor, widths: torch.Tensor,
+                      generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+        """Parameters of all ``K = V * N`` views of ``N`` images of original sizes ``heights``/``widths`` ``(N,)``.
+
+        Row ``k`` is view ``k // N`` of image ``k % N``. Returns CPU tensors of length ``K``: ``index`` (image),
+        ``x, y, w, h`` (crop box in original pixels), ``flip``, ``jitter``, ``order`` ``(K, 4)`` (a permutation of
+        brightness, contrast, saturation, hue), ``brightness, contrast, saturation, hue``, ``gray``, ``blur``,
+        ``sigma``.
+        """
+        g = self.generator if generator is None else generator
+        n = heights.numel()
+        k = n * self.num_views
+        hs = heights.to(torch.float64).repeat(self.num_views)
+        ws = widths.to(torch.float64).repeat(self.num_views)
+
+        def uniform(lo, hi, *shape):
+            return lo + (hi - lo) * torch.rand(*shape, generator=g, dtype=torch.float64)
+
+        attempts = 10
+        area = uniform(self.scale[0], self.scale[1], k, attempts) * (hs * ws).unsqueeze(1)
+        r = torch.exp(uniform(math.log(self.ratio[0]), math.log(self.ratio[1]), k, attempts))
+        w_try = torch.round(torch.sqrt(area * r))
+        h_try = torch.round(torch.sqrt(area / r))
+        ok = (w_try >= 1) & (h_try >= 1) & (w_try <= ws.unsqueeze(1)) & (h_try <= hs.unsqueeze(1))
+        first = ok.to(torch.int8).argmax(dim=1, keepdim=True)  # first fitting try
+        found = ok.any(dim=1)
+        # fallback: largest centred crop with the ratio clamped into range
+        in_ratio = ws / hs
+        fb_w = torch.where(in_ratio > self.ratio[1], torch.round(hs * self.ratio[1]).clamp(1, None), ws)
+        fb_h = torch.where(in_ratio < self.ratio[0], torch.round(ws / self.ratio[0]).clamp(1, None), hs)
+        fb_w, fb_h = torch.minimum(fb_w, ws), torch.minimum(fb_h, hs)
+        w = torch.where(found, w_try.gather(1, first).squeeze(1), fb_w)
+        h = torch.where(found, h_try.gather(1, first).squeeze(1), fb_h)
+        u = torch.rand(k, 2, generator=g, dtype=torch.float64)
+        x = torch.where(found, torch.minimum(torch.floor(u[:, 0] * (ws - w + 1)), ws - w), torch.floor((ws - w) / 2))
+        y = torch.where(found, torch.minimum(torch.floor(u[:, 1] * (hs - h + 1)), hs - h), torch.floor((hs - h) / 2))
+
+        m, d = 0.8 * self.strength, 0.2 * self.strength
+        coins = torch.rand(k, 4, generator=g)
+        return dict(
+            index=torch.arange(n).repeat(self.num_views),
+            x=x, y=y, w=w, h=h,
+            flip=coins[:, 0] < self.flip_prob,
+            jitter=coins[:, 1] < self.jitter_prob,
+            order=torch.rand(k, 4, generator=g).argsort(dim=1),
+            brightness=uniform(max(0., 1. - m), 1. + m, k).float(),
+            contrast=uniform(max(0., 1. - m), 1. + m, k).float(),
+            saturation=uniform(max(0., 1. - m), 1. + m, k).float(),
+            hue=uniform(-d, d, k).float(),
+            gray=coins[:, 2] < self.gray_prob,
+            blur=coins[:, 3] < self.blur_prob,
+            sigma=uniform(self.blur_sigma[0], self.blur_sigma[1], k).float(),
+        )
+
+    # ---------------------------------------------------------------- augmentation
+    def augment(self, images: torch.Tensor, params: Dict[str, torch.Tensor], heights: torch.Tensor,
+                widths: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, S_h, S_w)`` float RGB in [0, 1] (squashed originals of sizes ``heights x widths``) ->
+        ``(V * N, 3, size, size)`` float RGB in [0, 1], row ``k`` made with row ``k`` of ``params``."""
+        dev = images.device
+        p = {key: val.to(dev, non_blocking=True) for key, val in params.items()}
+        s_h, s_w = images.shape[-2:]
+        sx = s_w / widths.to(dev, torch.float64)[p['index']]
+        sy = s_h / heights.to(dev, torch.float64)[p['index']]
+        rois = torch.stack([p['index'].to(torch.float64), p['x'] * sx, p['y'] * sy,
+                            (p['x'] + p['w']) * sx, (p['y'] + p['h']) * sy], dim=1).to(images.dtype)
+        out = roi_align(images, rois, (self.size, self.size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+
+        def where(mask: torch.Tensor) -> torch.Tensor:
+            return mask.nonzero().squeeze(1)
+
+        sel = where(p['flip'])
+        if sel.numel():
+            out[sel] = out[sel].flip(-1)
+
+        ops = (self._brightness, self._contrast, self._saturation, self._hue)
+        names = ('brightness', 'contrast', 'saturation', 'hue')
+        for step in range(4):
+            for op in range(4):
+                sel = where(p['jitter'] & (p['order'][:, step] == op))
+                if sel.numel():
+                    out[sel] = ops[op](out[sel], p[names[op]][sel])
+
+        sel = where(p['gray'])
+        if sel.numel():
+            out[sel] = _gray(out[sel]).expand(-1, 3, -1, -1)
+
+        ksize = self.kernel_size()
+        sel = where(p['blur'])
+        if ksize > 1 and sel.numel():
+            out[sel] = gaussian_blur(out[sel], p['sigma'][sel], ksize)
+        return out
+
+    @staticmethod
+    def _brightness(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        return (x * _bcast(f)).clamp_(0., 1.)
+
+    @staticmethod
+    def _contrast(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        mean = _gray(x).mean(dim=(1, 2, 3), keepdim=True)
+        f = _bcast(f)
+        return (x * f + (1. - f) * mean).clamp_(0., 1.)
+
+    @staticmethod
+    def _saturation(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        f = _bcast(f)
+        return (x * f + (1. - f) * _gray(x)).clamp_(0., 1.)
+
+    @staticmethod
+    def _hue(x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        return shift_hue(x, d).clamp_(0., 1.)
+
+    # ---------------------------------------------------------------- entry point
+    def _original_sizes(self, data_samples, n: int, s_h: int, s_w: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        heights, widths = torch.full((n, ), float(s_h)), torch.full((n, ), float(s_w))
+        for i, sample in enumerate(data_samples or []):
+            shape = sample.metainfo.get('ori_shape') if hasattr(sample, 'metainfo') else None
+            if shape is not None:
+                heights[i], widths[i] = float(shape[0]), float(shape[1])
+        return heights, widths
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        inputs = data.get('inputs') if isinstance(data, dict) else None
+        if not training or not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
+            return super().forward(data, training)
+        data = self.cast_data(data)
+        images, data_samples = data['inputs'], data.get('data_samples')
+        if self._channel_conversion:
+            images = images[:, [2, 1, 0]]
+        images = images.float() / 255.  # 0-255 scale (uint8 from the loader), as SelfSupDataPreprocessor's
+        n, _, s_h, s_w = images.shape
+        heights, widths = self._original_sizes(data_samples, n, s_h, s_w)
+        views = self.augment(images, self.sample_params(heights, widths), heights, widths) * 255.
+        if self._enable_normalize:
+            views = (views - self.mean) / self.std
+        views = views.view(self.num_views, n, *views.shape[1:])
+        return {'inputs': list(views.unbind(0)), 'data_samples': data_samples}

@@ -1,0 +1,183 @@
+"""Throughput of SimCLR's two-view augmentation: mmsimclr's CPU pipeline, mmsimclr's batched path and mmpretrain's
+pipeline, on the same JPEGs in one run.
+
+* ``mmsimclr-cpu``: ``train_pipeline`` of ``configs/_base_/datasets/imagenet_bs256_simclr.py`` (``LoadImageColor``
+  + ``MultiView(RandomResizedCropFlip, ColorDistortion, RandomGaussianBlur)`` + ``PackInputs``), per image.
+* ``mmsimclr-batched[-<device>]``: ``train_pipeline`` of ``imagenet_bs256_simclr_batchaug.py`` (decode + squash to
+  320x320) per image, ``default_collate``, then ``SimCLRDataPreprocessor`` (both views, batched) on the device;
+  the loader part and the device part are also reported separately.
+* ``mmpretrain``: ``train_pipeline`` of mmpretrain's ``imagenet_bs32_simclr.py`` (``LoadImageFromFile`` +
+  ``MultiView`` + ``PackInputs``, with mmpretrain's view pipeline) with ONE change: ``ColorJitter`` resolves to
+  mmsimclr's numpy-2 safe subclass (mmcv 2.2.0's ``adjust_hue`` raises on numpy 2 for negative hue shifts);
+  everything else is mmpretrain's.
+
+All run in this single process; the rounds interleave the pipelines (A, B, C, A, B, C, ...) so that load from other
+jobs on a shared machine hits them alike, and the median images/s over rounds is reported with ratios to
+mmpretrain. Images: ~500x375 JPEGs (quality 90) made from CIFAR-10 pictures (bicubic upscaling plus mild noise)
+when ``--cifar`` exists, else smooth noise with shapes.
+
+    python tools/benchmark/augmentation.py [--num-images 64] [--rounds 5] [--threads 1]
+"""
+import argparse
+import io
+import os
+import os.path as osp
+import statistics
+import sys
+import tarfile
+import tempfile
+import time
+
+import cv2
+import numpy as np
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+CIFAR = '/work/shared/data/cifar10-jpeg.tar.gz'
+
+
+def make_images(out_dir: str, num: int, cifar: str, seed: int = 0):
+    """Write ``num`` 500x375 JPEGs to ``out_dir``; return their paths."""
+    rng = np.random.default_rng(seed)
+    sources = []
+    if cifar and osp.exists(cifar):
+        with tarfile.open(cifar) as tar:
+            for member in tar:
+                if member.isfile() and member.name.endswith('.jpg') and '/train/' in member.name:
+                    data = tar.extractfile(member).read()
+                    sources.append(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
+                    if len(sources) >= num:
+                        break
+    paths = []
+    for i in range(num):
+        if i < len(sources):
+            img = cv2.resize(sources[i], (500, 375), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+        else:  # smooth noise + shapes
+            img = cv2.resize(rng.uniform(0, 255, (12, 16, 3)).astype(np.float32), (500, 375),
+                             interpolation=cv2.INTER_CUBIC)
+            for _ in range(6):
+                color = [float(c) for c in rng.uniform(0, 255, 3)]
+                center = (int(rng.integers(0, 500)), int(rng.integers(0, 375)))
+                cv2.circle(img, center, int(rng.integers(10, 120)), color, -1)
+        img = np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+        path = osp.join(out_dir, f'{i:05d}.jpg')
+        cv2.imwrite(path, img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        paths.append(path)
+    return paths
+
+
+def _walk(transform):
+    """All transforms nested in ``transform`` (Compose, MultiView, RandomApply keep them in ``.transforms``)."""
+    yield transform
+    inner = getattr(transform, 'transforms', None)
+    if inner is not None and not isinstance(inner, (str, bytes)):
+        for t in (inner if isinstance(inner, (list, tuple)) else [inner]):
+            yield from _walk(t)
+
+
+def build_pipelines():
+    from mmcv.transforms import Compose
+    from mmengine.config import Config
+
+    import mmpretrain
+    from mmsimclr.datasets.transforms import ColorJitter as SafeColorJitter
+    from mmsimclr.registry import TRANSFORMS
+
+    ours = Config.fromfile(osp.join(REPO, 'configs/_base_/datasets/imagenet_bs256_simclr.py')).train_pipeline
+    batched = Config.fromfile(
+        osp.join(REPO, 'configs/_base_/datasets/imagenet_bs256_simclr_batchaug.py'))
+    theirs = Config.fromfile(
+        osp.join(osp.dirname(mmpretrain.__file__), '.mim/configs/_base_/datasets/imagenet_bs32_simclr.py'))
+    build = lambda cfg: Compose([TRANSFORMS.build(t) for t in cfg])  # noqa: E731
+    mmpretrain_pipe = build(theirs.train_pipeline)
+    # check that the only substitution is the hue-safe ColorJitter
+    jitters = [t for t in _walk(mmpretrain_pipe) if type(t).__name__ == 'ColorJitter']
+    assert jitters and all(type(t) is SafeColorJitter for t in jitters), jitters
+    return build(ours), build(batched.train_pipeline), batched.data_preprocessor, mmpretrain_pipe
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--num-images', type=int, default=64)
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--threads', type=int, default=1, help='OpenCV and torch threads (1: single core)')
+    parser.add_argument('--cifar', default=CIFAR, help='CIFAR-10 JPEG archive for natural-ish images')
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args()
+
+    cv2.setNumThreads(args.threads)
+    torch.set_num_threads(args.threads)
+    from mmengine.dataset import default_collate
+
+    from mmsimclr.registry import MODELS
+    from mmsimclr.utils import register_all_modules
+    register_all_modules()
+    ours, batched_loader, pre_cfg, theirs = build_pipelines()
+
+    devices = [torch.device('cpu')] + ([torch.device('cuda')] if torch.cuda.is_available() else [])
+    preprocessors = {dev: MODELS.build(dict(pre_cfg, seed=args.seed)).to(dev) for dev in devices}
+
+    tmp = tempfile.TemporaryDirectory()
+    paths = make_images(tmp.name, args.num_images, args.cifar, args.seed)
+    np.random.seed(args.seed)
+
+    def run_pipeline(pipe):
+        for i, path in enumerate(paths):
+            out = pipe(dict(img_path=path, sample_idx=i))
+        return out
+
+    loader_time = {}
+
+    def run_batched(dev):
+        def fn():
+            t0 = time.perf_counter()
+            batch = default_collate([batched_loader(dict(img_path=p, sample_idx=i)) for i, p in enumerate(paths)])
+            t1 = time.perf_counter()
+            out = preprocessors[dev](batch, training=True)
+            if dev.type == 'cuda':
+                torch.cuda.synchronize(dev)
+            loader_time.setdefault(dev, []).append(t1 - t0)
+            return out
+        return fn
+
+    fns = {'mmpretrain': lambda: run_pipeline(theirs), 'mmsimclr-cpu': lambda: run_pipeline(ours)}
+    for dev in devices:
+        fns[f'mmsimclr-batched-{dev.type}'] = run_batched(dev)
+
+    # sanity: two views of the right size from every path
+    out = fns['mmsimclr-cpu']()
+    assert len(out['inputs']) == 2 and tuple(out['inputs'][0].shape) == (3, 224, 224)
+    out = fns['mmpretrain']()
+    assert len(out['inputs']) == 2 and tuple(out['inputs'][0].shape) == (3, 224, 224)
+    for dev in devices:
+        out = fns[f'mmsimclr-batched-{dev.type}']()
+        assert len(out['inputs']) == 2 and tuple(out['inputs'][0].shape) == (args.num_images, 3, 224, 224)
+    loader_time.clear()
+
+    times = {name: [] for name in fns}
+    for _ in range(args.rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+
+    n = args.num_images
+    ips = {name: n / statistics.median(t) for name, t in times.items()}
+    print(f'{n} images of 500x375 (JPEG q90), 2 views of 224x224 each, {args.rounds} interleaved rounds, '
+          f'{args.threads} thread(s), median images/s:')
+    base = ips['mmpretrain']
+    for name, value in ips.items():
+        print(f'  {name:28s} {value:8.1f} img/s   x{value / base:5.2f} vs mmpretrain')
+    for dev in devices:
+        total = statistics.median(times[f'mmsimclr-batched-{dev.type}'])
+        load = statistics.median(loader_time[dev])
+        print(f'  batched on {dev.type}: loader (decode + squash) {n / load:8.1f} img/s, '
+              f'device views {n / max(total - load, 1e-9):8.1f} img/s')
+    tmp.cleanup()
+
+
+if __name__ == '__main__':
+    main()
