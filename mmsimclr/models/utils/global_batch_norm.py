@@ -6,22 +6,24 @@ contrastive task be solved without learning good features).
 
 Why not ``torch.nn.SyncBatchNorm``: it refuses CPU tensors, and DDP refuses a CPU module that contains one, so CPU
 (gloo) runs -- how CI tests distribution -- could not use it. This layer is a plain ``_BatchNorm`` subclass that works
-on any device: the statistics are gathered with one differentiable all-reduce of the per-channel sums
-``S1 = sum x``, ``S2 = sum x^2`` and the count ``M`` (accumulated in float32):
+on any device: the global statistics come from one differentiable all-gather of the per-rank statistics and
+their exact combination (Chan et al.'s parallel variance; more accurate in float32 than ``E[x^2] - E[x]^2``):
 
-    mean = S1 / M,    var = S2 / M - mean^2    (biased; running_var gets the unbiased M / (M - 1) * var)
+    rank r holds n_r values per channel with mean m_r and biased variance v_r (``torch.var_mean``)
+    mean = sum_r n_r m_r / M,    var = sum_r n_r (v_r + (m_r - mean)^2) / M,    M = sum_r n_r
     y = (x - mean) / sqrt(var + eps) * weight + bias
+    running_var is updated with the unbiased M / (M - 1) * var
 
-Gradients flow through the all-reduce (its backward all-reduces the gradient), so the backward pass is the exact
-gradient of global BN. In a single process the layer is plain BatchNorm.
+The per-rank statistics are exchanged with a differentiable all-gather whose backward sums the gradient over ranks,
+so the backward pass is the exact gradient of global BN. In a single process the layer is plain BatchNorm.
 
 Input ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)``; output has the same shape. State-dict keys are BatchNorm's.
 """
 import torch
 import torch.distributed as dist
 from torch.nn.modules.batchnorm import _BatchNorm
-from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
 
+from mmsimclr.models.utils.gather import all_gather_with_grad
 from mmsimclr.registry import MODELS
 
 
@@ -56,13 +58,14 @@ class GlobalBatchNorm(_BatchNorm):
     def _global_forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
         dims = [0] + list(range(2, x.dim()))
-        xf = x.float()
-        count = torch.tensor([x.numel() / c], dtype=torch.float32, device=x.device)
-        stats = torch.cat([xf.sum(dims), (xf * xf).sum(dims), count])
-        stats = differentiable_all_reduce(stats, op=dist.ReduceOp.SUM)
-        total = stats[-1]
-        mean = stats[:c] / total
-        var = (stats[c:2 * c] / total - mean * mean).clamp_min(0)
+        xf = x if x.dtype == torch.float64 else x.float()
+        local_var, local_mean = torch.var_mean(xf, dim=dims, unbiased=False)
+        local_count = torch.full((1, ), x.numel() / c, dtype=xf.dtype, device=x.device)
+        stats = all_gather_with_grad(torch.cat([local_mean, local_var, local_count])[None])  # (W, 2C + 1)
+        means, variances, counts = stats[:, :c], stats[:, c:2 * c], stats[:, 2 * c:]
+        total = counts.sum()
+        mean = (counts * means).sum(0) / total
+        var = (counts * (variances + (means - mean) ** 2)).sum(0) / total
 
         if self.track_running_stats:
             with torch.no_grad():
