@@ -1,0 +1,146 @@
+"""Online kNN monitor: validation for self-supervised pretraining.
+
+mmpretrain's self-supervised models cannot run a validation loop (no labels are used in training and ``predict``
+is not implemented), so there is no signal during pretraining except the loss. This hook embeds a labelled subset
+of the training images and the test set with the backbone (no augmentation, eval-mode batch norm) every
+``interval`` epochs and logs the weighted kNN top-1 accuracy (cosine similarity, ``k`` neighbours, vote weights
+``exp(sim / T)``; see :mod:`mmsimclr.evaluation.knn`).
+
+The accuracy goes to the logger, to the message hub (``knn/top1``) and to the visualizer
+(``visualizer.add_scalars``: the ``vis_data/scalars.json`` of ``LocalVisBackend``, TensorBoard...). Under DDP each
+rank embeds its shard of both sets once; the shards are all-gathered, each rank classifies a disjoint part of the
+test set and the correct counts are summed with ``all_reduce``.
+"""
+import time
+from typing import List, Optional
+
+import torch
+from mmengine import dist
+from mmengine.hooks import Hook
+
+from mmsimclr.evaluation.embedding import build_eval_loader, build_subset, derive_dataset_cfg
+from mmsimclr.evaluation.knn import extract_features, knn_predict
+from mmsimclr.registry import HOOKS
+
+@torch.no_grad()
+def distributed_knn_top1(train_feats: torch.Tensor, train_labels: torch.Tensor, test_feats: torch.Tensor,
+                         test_labels: torch.Tensor, num_classes: Optional[int], k: int,
+                         temperature: float) -> float:
+    """kNN top-1 (%) where rank ``r`` classifies test rows ``r, r + W, ...`` and counts are summed over ranks."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if num_classes is None:
+        num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    mine = slice(rank, None, world)
+    pred = knn_predict(train_feats, train_labels, test_feats[mine], num_classes, k, temperature).argmax(1)
+    counts = torch.tensor([(pred == test_labels[mine]).sum().item(), pred.shape[0]], dtype=torch.float64)
+    if world > 1:
+        dist.all_reduce(counts)
+    return float(counts[0] / counts[1] * 100)
+
+
+@HOOKS.register_module()
+class KNNMonitorHook(Hook):
+    """Report weighted kNN top-1 of the backbone embedding every ``interval`` epochs.
+
+    Args:
+        interval (int): evaluate after every ``interval`` training epochs (and after the last one).
+        k (int): neighbours. Defaults to 200.
+        temperature (float): ``T`` in the vote weights ``exp(cos / T)``. Defaults to 0.1.
+        train_dataset (dict, optional): labelled memory-bank dataset. Defaults to the training dataloader's
+            dataset with the evaluation pipeline (see :func:`derive_dataset_cfg`).
+        test_dataset (dict, optional): query dataset. Defaults to the ``test_split`` of the training dataset.
+        pipeline (list, optional): evaluation pipeline for derived datasets. Defaults to the training pipeline's
+            loading steps + ``PackInputs`` (right for 32x32 CIFAR images).
+        test_split (str): split name for the derived test set. Defaults to ``'test'``.
+        num_train (int, optional): random memory-bank subset size (fixed by ``seed``). Defaults to all.
+        num_test (int, optional): random test subset size. Defaults to all.
+        feature (str): ``'feat'`` (pooled backbone output, the representation SimCLR evaluates) or ``'proj'``.
+        batch_size (int): embedding batch size per rank. Defaults to 256.
+        num_workers (int): dataloader workers. Defaults to 2.
+        eval_before_train (bool): also evaluate the initial weights (logged as epoch 0). Defaults to False.
+        progress (bool): show a progress bar while embedding (rank 0). Defaults to True.
+        seed (int): seed of the subsets. Defaults to 0.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self,
+                 interval: int = 1,
+                 k: int = 200,
+                 temperature: float = 0.1,
+                 train_dataset: Optional[dict] = None,
+                 test_dataset: Optional[dict] = None,
+                 pipeline: Optional[List[dict]] = None,
+                 test_split: str = 'test',
+                 num_train: Optional[int] = None,
+                 num_test: Optional[int] = None,
+                 feature: str = 'feat',
+                 batch_size: int = 256,
+                 num_workers: int = 2,
+                 eval_before_train: bool = False,
+                 progress: bool = True,
+                 seed: int = 0):
+        if interval < 1 or k < 1 or temperature <= 0:
+            raise ValueError(f'KNNMonitorHook needs interval >= 1, k >= 1, temperature > 0; got {interval}, {k}, '
+                             f'{temperature}')
+        self.interval, self.k, self.temperature = interval, k, temperature
+        self.train_dataset_cfg, self.test_dataset_cfg = train_dataset, test_dataset
+        self.pipeline, self.test_split = pipeline, test_split
+        self.num_train, self.num_test = num_train, num_test
+        self.feature, self.batch_size, self.num_workers = feature, batch_size, num_workers
+        self.eval_before_train, self.progress, self.seed = eval_before_train, progress, seed
+        self._loaders = None
+        self.history = []  # [(epoch, top1)]
+
+    def _build_loaders(self, runner):
+        if self._loaders is not None:
+            return self._loaders
+        train_cfg = self.train_dataset_cfg
+        test_cfg = self.test_dataset_cfg
+        if train_cfg is None or test_cfg is None:
+            loader_cfg = runner.cfg.get('train_dataloader')
+            if loader_cfg is None or 'dataset' not in loader_cfg:
+                raise ValueError('KNNMonitorHook: no train_dataloader.dataset in the config to derive the kNN '
+                                 'datasets from; pass train_dataset=... and test_dataset=...')
+            if train_cfg is None:
+                train_cfg = derive_dataset_cfg(loader_cfg['dataset'], 'train', self.pipeline)
+            if test_cfg is None:
+                test_cfg = derive_dataset_cfg(loader_cfg['dataset'], self.test_split, self.pipeline)
+        train_set = build_subset(train_cfg, self.num_train, self.seed)
+        test_set = build_subset(test_cfg, self.num_test, self.seed + 1)
+        self._loaders = (build_eval_loader(train_set, self.batch_size, self.num_workers),
+                         build_eval_loader(test_set, self.batch_size, self.num_workers))
+        runner.logger.info(f'KNNMonitorHook: memory bank {len(train_set)} images, queries {len(test_set)} images, '
+                           f'k={self.k}, T={self.temperature}, every {self.interval} epoch(s)')
+        return self._loaders
+
+    def evaluate(self, runner, epoch: int) -> float:
+        """Embed both sets, classify, log ``knn/top1`` for ``epoch``; returns the accuracy in percent."""
+        train_loader, test_loader = self._build_loaders(runner)
+        start = time.time()
+        train_feats, train_labels = extract_features(runner.model, train_loader, self.feature, self.progress,
+                                                     desc='kNN memory bank')
+        test_feats, test_labels = extract_features(runner.model, test_loader, self.feature, self.progress,
+                                                   desc='kNN queries')
+        if (train_labels < 0).any() or (test_labels < 0).any():
+            raise ValueError('KNNMonitorHook needs labelled datasets (gt_label); the kNN datasets have none')
+        classes = getattr(train_loader.dataset, 'CLASSES', None) or \
+            train_loader.dataset.metainfo.get('classes')
+        top1 = distributed_knn_top1(train_feats, train_labels, test_feats, test_labels,
+                                    len(classes) if classes else None, self.k, self.temperature)
+        seconds = time.time() - start
+        self.history.append((epoch, top1))
+        runner.message_hub.update_scalar('knn/top1', top1)
+        runner.visualizer.add_scalars({'knn/top1': top1, 'knn/epoch': epoch, 'knn/time_s': seconds},
+                                      step=runner.iter)
+        runner.logger.info(f'Epoch(knn) [{epoch}]  knn/top1: {top1:.2f}  (k={self.k}, T={self.temperature}, '
+                           f'{len(train_feats)} bank / {len(test_feats)} queries, {seconds:.1f} s)')
+        return top1
+
+    def before_train(self, runner) -> None:
+        if self.eval_before_train and runner.epoch == 0:
+            self.evaluate(runner, 0)
+
+    def after_train_epoch(self, runner) -> None:
+        if self.every_n_epochs(runner, self.interval) or self.is_last_train_epoch(runner):
+            self.evaluate(runner, runner.epoch + 1)  # epochs completed (runner.epoch is 0-based here)
