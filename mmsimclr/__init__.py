@@ -11,4 +11,7 @@ from .utils.checkpoint import register_checkpoint_loader  # noqa: E402
 # any use of mmsimclr makes mmengine's local checkpoint loading weights-only *and* able to read its own checkpoints
 register_checkpoint_loader()
 
-__all__ = ['__version__']
+from .apis import (extract_features, get_model, inference_model, list_models,  # noqa: E402
+                   register_model)
+
+__all__ = ['__version__', 'extract_features', 'get_model', 'inference_model', 'list_models', 'register_model']

@@ -1,0 +1,196 @@
+"""Verified, cached checkpoint downloads (stdlib ``urllib`` only).
+
+- Cache: ``$MMSIMCLR_CACHE`` if set, else torch hub's checkpoint folder (``torch.hub.get_dir()/checkpoints``).
+  A file is downloaded once and found there by its name afterwards.
+- Integrity: a file named ``<stem>-<hex>.pth`` (OpenMMLab's and torch hub's convention) must have a sha256 that
+  starts with ``<hex>``. This is checked after every download and before every use; a cached file that fails the
+  check is deleted with an error that says so.
+- Atomicity: the download goes to a temporary ``*.part`` file in the cache folder, is checked, and only then renamed
+  to its final name (``os.replace``), so an interrupted or corrupted download never looks like a cached checkpoint.
+- Mirror: ``$MMSIMCLR_MIRROR`` (an http(s) base URL, or a local folder / ``file://`` URL laid out like the server)
+  replaces the ``https://download.openmmlab.com/`` prefix of official URLs, for clusters without internet access.
+"""
+import hashlib
+import http.client
+import os
+import os.path as osp
+import re
+import socket
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Optional
+
+CACHE_ENV = 'MMSIMCLR_CACHE'
+MIRROR_ENV = 'MMSIMCLR_MIRROR'
+OFFICIAL_PREFIX = 'https://download.openmmlab.com/'
+
+_HASH_IN_NAME = re.compile(r'-([0-9a-f]{8,64})\.[A-Za-z0-9]+$')
+_CHUNK = 1 << 20
+
+
+class DownloadError(RuntimeError):
+    """A checkpoint could not be fetched (offline, HTTP error, interrupted transfer, missing mirror file)."""
+
+
+class ChecksumError(RuntimeError):
+    """A checkpoint's sha256 does not start with the prefix in its file name."""
+
+
+def cache_dir() -> str:
+    """Folder that holds downloaded checkpoints (``$MMSIMCLR_CACHE`` or ``torch.hub.get_dir()/checkpoints``)."""
+    folder = os.environ.get(CACHE_ENV)
+    if not folder:
+        import torch.hub
+        folder = osp.join(torch.hub.get_dir(), 'checkpoints')
+    return osp.abspath(osp.expanduser(folder))
+
+
+def is_url(path: str) -> bool:
+    """Whether ``path`` is an http(s) or file URL rather than a local path."""
+    return isinstance(path, str) and path.split('://', 1)[0].lower() in ('http', 'https', 'file') and '://' in path
+
+
+def mirror_location(url: str) -> str:
+    """``url`` with the official ``https://download.openmmlab.com/`` prefix replaced by ``$MMSIMCLR_MIRROR``.
+
+    Returns a URL for an http(s) mirror and a local path for a folder (or ``file://``) mirror; ``url`` unchanged when
+    no mirror is set or it is not an official URL.
+    """
+    mirror = os.environ.get(MIRROR_ENV, '').strip()
+    if not mirror or not url.startswith(OFFICIAL_PREFIX):
+        return url
+    relative = url[len(OFFICIAL_PREFIX):]
+    if mirror.startswith('file://'):
+        mirror = urllib.request.url2pathname(urllib.parse.urlparse(mirror).path)
+    if is_url(mirror):
+        return mirror.rstrip('/') + '/' + relative
+    return osp.join(osp.abspath(osp.expanduser(mirror)), *relative.split('/'))
+
+
+def expected_sha256_prefix(filename: str) -> Optional[str]:
+    """The hex digits after the last ``-`` of a file name (``..._20220825-4d9cce50.pth`` -> ``'4d9cce50'``), or
+    None when the name carries no hash."""
+    match = _HASH_IN_NAME.search(osp.basename(filename))
+    return match.group(1) if match else None
+
+
+def sha256_of(path: str) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: str, prefix: Optional[str], source: str, remove: bool = True) -> None:
+    """Check that ``path``'s sha256 starts with ``prefix`` (no-op for None).
+
+    Raises:
+        ChecksumError: mismatch; the file is deleted first when ``remove``.
+    """
+    if not prefix:
+        return
+    actual = sha256_of(path)
+    if actual.startswith(prefix):
+        return
+    what = f'Checkpoint {path} (from {source}) is corrupted or not the published file: its sha256 is {actual}, ' \
+           f'but its name says it starts with {prefix}.'
+    if remove:
+        os.remove(path)
+        raise ChecksumError(f'{what} The file has been deleted; run again to download it afresh.')
+    raise ChecksumError(f'{what} Replace it with the right file.')
+
+
+def _progress(total: Optional[int], label: str, enabled: bool):
+    from rich.console import Console
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                               TransferSpeedColumn)
+    bar = Progress(TextColumn('{task.description}'), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                   TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled)
+    task = bar.add_task(label, total=total)
+    return bar, task
+
+
+def _offline_hint(url: str, source: str, dst: str) -> str:
+    shown = url if url == source else f'{url} (mirror of {source})'
+    return (f'Could not download {shown}. Without internet access, fetch that file on another machine and put it at '
+            f'{dst} (the cache folder; ${CACHE_ENV} changes it), or set ${MIRROR_ENV} to a folder or http(s) URL '
+            f'that mirrors {OFFICIAL_PREFIX}.')
+
+
+def _stream_to(url: str, source: str, dst: str, prefix: Optional[str], progress: bool, timeout: float) -> None:
+    """Download ``url`` into ``dst`` via a temporary file in the same folder; verify, then rename."""
+    folder = osp.dirname(dst)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=osp.basename(dst) + '.', suffix='.part', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as out:
+            request = urllib.request.Request(url, headers={'User-Agent': 'mmsimclr'})
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                length = response.headers.get('Content-Length')
+                total = int(length) if length and length.isdigit() else None
+                received = 0
+                bar, task = _progress(total, f'Downloading {osp.basename(dst)}', progress)
+                with bar:
+                    for chunk in iter(lambda: response.read(_CHUNK), b''):
+                        out.write(chunk)
+                        received += len(chunk)
+                        bar.advance(task, len(chunk))
+        if total is not None and received != total:
+            raise DownloadError(f'Download of {url} was interrupted after {received} of {total} bytes; nothing was '
+                                'cached, run again to retry.')
+        verify_sha256(tmp, prefix, source)
+        os.replace(tmp, dst)
+    except urllib.error.HTTPError as e:
+        raise DownloadError(f'{_offline_hint(url, source, dst)} The server answered HTTP {e.code} {e.reason}.') from e
+    except (http.client.IncompleteRead, ConnectionError, socket.timeout, TimeoutError) as e:
+        raise DownloadError(f'Download of {url} was interrupted ({e!r}); nothing was cached, run again to '
+                            'retry.') from e
+    except urllib.error.URLError as e:
+        raise DownloadError(f'{_offline_hint(url, source, dst)} Reason: {e.reason}.') from e
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def fetch_checkpoint(source: str, progress: bool = True, check_hash: bool = True, timeout: float = 60) -> str:
+    """Local path of a verified checkpoint given a URL (downloaded once into :func:`cache_dir`) or a local path.
+
+    Official ``https://download.openmmlab.com/`` URLs go through ``$MMSIMCLR_MIRROR`` when it is set. With
+    ``check_hash``, a file whose name carries a hex suffix is checked against it before it is returned.
+
+    Raises:
+        FileNotFoundError: a local path (or a file in a folder mirror) does not exist.
+        DownloadError: offline, HTTP error or interrupted download (nothing is left under the final name).
+        ChecksumError: the downloaded or cached file does not match its name (it is deleted).
+    """
+    if not is_url(source):
+        path = osp.abspath(osp.expanduser(source))
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'Checkpoint {source} does not exist; pass an existing file, a URL or a '
+                                    'model-zoo name')
+        verify_sha256(path, expected_sha256_prefix(path) if check_hash else None, source, remove=False)
+        return path
+
+    prefix = expected_sha256_prefix(urllib.parse.urlparse(source).path) if check_hash else None
+    location = mirror_location(source)
+    if location.startswith('file://'):
+        location = urllib.request.url2pathname(urllib.parse.urlparse(location).path)
+    if not is_url(location):  # a folder mirror: use the file in place, never delete it
+        if not osp.isfile(location):
+            if location == urllib.request.url2pathname(urllib.parse.urlparse(source).path):
+                raise FileNotFoundError(f'Checkpoint {source} does not exist')
+            raise FileNotFoundError(f'${MIRROR_ENV} points at a folder, but it lacks {location} (the mirror of '
+                                    f'{source}); copy the file there or unset ${MIRROR_ENV}')
+        verify_sha256(location, prefix, source, remove=False)
+        return location
+
+    dst = osp.join(cache_dir(), osp.basename(urllib.parse.urlparse(source).path))
+    if osp.isfile(dst):
+        verify_sha256(dst, prefix, source)
+        return dst
+    _stream_to(location, source, dst, prefix, progress, timeout)
+    return dst

@@ -1,0 +1,94 @@
+"""Turning user images (paths, numpy arrays, PIL images) into model inputs with a config's evaluation pipeline.
+
+Classifier configs bring their own test pipeline (resize the short edge to 256, centre-crop 224, pack). Configs
+without one (SimCLR pretraining) get the same evaluation transform, :data:`DEFAULT_EVAL_PIPELINE`.
+
+Colour convention (OpenMMLab's): numpy arrays are BGR, as ``cv2.imread``/``mmcv.imread`` return them; PIL images
+are converted from their own mode. Grayscale arrays are replicated to three channels.
+"""
+import os
+import os.path as osp
+from typing import Callable, List, Sequence, Union
+
+import numpy as np
+
+DEFAULT_EVAL_PIPELINE = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=256, edge='short', backend='pillow'),
+    dict(type='CenterCrop', crop_size=224),
+    dict(type='PackInputs'),
+]
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
+
+ImageLike = Union[str, np.ndarray, 'PIL.Image.Image']  # noqa: F821
+
+
+def eval_pipeline_cfg(cfg) -> List[dict]:
+    """The config's test (else val) pipeline, else :data:`DEFAULT_EVAL_PIPELINE`."""
+    for loader in ('test_dataloader', 'val_dataloader'):
+        pipeline = ((cfg.get(loader) or {}).get('dataset') or {}).get('pipeline')
+        if pipeline:
+            return list(pipeline)
+    return list(cfg.get('test_pipeline') or DEFAULT_EVAL_PIPELINE)
+
+
+def _is_loader(step: dict) -> bool:
+    return str(step.get('type', '')).startswith('LoadImage')
+
+
+class ImagePreparer:
+    """Callable ``image -> {'inputs': CHW uint8 tensor, 'data_samples': DataSample}`` for one config."""
+
+    def __init__(self, cfg):
+        from mmengine.dataset import Compose
+
+        from mmsimclr.registry import TRANSFORMS
+        steps = eval_pipeline_cfg(cfg)
+        loaders = [s for s in steps if _is_loader(s)]
+        rest = [TRANSFORMS.build(s) for s in steps if not _is_loader(s)]
+        load = TRANSFORMS.build(loaders[0]) if loaders else TRANSFORMS.build(DEFAULT_EVAL_PIPELINE[0])
+        self.from_path: Callable = Compose([load] + rest)
+        self.from_array: Callable = Compose(rest)
+
+    def __call__(self, image: ImageLike) -> dict:
+        if isinstance(image, (str, os.PathLike)):
+            path = os.fspath(image)
+            if not osp.isfile(path):
+                raise FileNotFoundError(f'Image {path} does not exist')
+            return self.from_path(dict(img_path=path))
+        array = to_bgr_array(image)
+        return self.from_array(dict(img=array, img_shape=array.shape[:2], ori_shape=array.shape[:2]))
+
+
+def to_bgr_array(image) -> np.ndarray:
+    """``(H, W, 3)`` uint8 BGR array from a numpy array (BGR or grayscale) or a PIL image."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        Image = None
+    if Image is not None and isinstance(image, Image.Image):
+        return np.ascontiguousarray(np.asarray(image.convert('RGB'))[:, :, ::-1])
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f'Unsupported image type {type(image).__name__}; pass a file path, a numpy array '
+                        '(H, W, 3) BGR uint8, or a PIL image')
+    if image.dtype != np.uint8:
+        raise TypeError(f'Image array has dtype {image.dtype}; convert it to uint8 in [0, 255] first '
+                        '(e.g. (x * 255).round().astype(np.uint8))')
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f'Image array has shape {image.shape}; expected (H, W, 3) BGR or (H, W) grayscale')
+    return np.ascontiguousarray(image)
+
+
+def expand_images(images: Union[ImageLike, Sequence[ImageLike]]) -> List[ImageLike]:
+    """A list of images from one image, a sequence of them, or a folder (its image files, sorted, recursively)."""
+    if isinstance(images, (str, os.PathLike)) and osp.isdir(images):
+        found = sorted(osp.join(root, name) for root, _, names in os.walk(images) for name in names
+                       if name.lower().endswith(IMAGE_EXTENSIONS))
+        if not found:
+            raise FileNotFoundError(f'Folder {images} holds no image files ({", ".join(IMAGE_EXTENSIONS)})')
+        return found
+    if isinstance(images, (list, tuple)):
+        return list(images)
+    return [images]
