@@ -98,7 +98,8 @@ class ColorDistortion(BaseTransform):
                     img = cv2.addWeighted(img, a, self._gray3(img), 1. - a, 0.)
                 else:  # hue: rotate H by d turns (BGR<->RGB mirrors the hue circle, hence the sign)
                     d = params['hue']
-                    img = adjust_hue(img, d if self.channel_order == 'bgr' else -d)
+                    if int(round(d * 255)) % 256:  # a zero step of the 8-bit hue is the identity: skip the round trip
+                        img = adjust_hue(img, d if self.channel_order == 'bgr' else -d)
         if params['gray']:
             img = self._gray3(img)
         return img
