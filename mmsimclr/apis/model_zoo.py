@@ -14,8 +14,11 @@ from typing import Dict, List, Optional
 
 import yaml
 
-#: The repository root (where ``configs/`` and ``model_zoo.yml`` live).
+#: Where ``configs/`` and ``model_zoo.yml`` live: the source tree (editable install) or the copy shipped inside
+#: the package as ``mmsimclr/.mim`` (regular install, see setup.py).
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if not osp.isfile(osp.join(REPO_ROOT, 'model_zoo.yml')):
+    REPO_ROOT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), '.mim')
 DEFAULT_ZOO_FILE = osp.join(REPO_ROOT, 'model_zoo.yml')
 ZOO_ENV = 'MMSIMCLR_MODEL_ZOO'
 
