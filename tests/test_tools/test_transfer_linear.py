@@ -1,0 +1,99 @@
+"""tools/analysis/transfer_linear.py on the tiny image folder with a tiny SimCLR checkpoint."""
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from mmengine.config import Config
+
+from mmsimclr.registry import MODELS
+from tools.analysis.transfer_linear import main as transfer_linear
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TINY = osp.join(ROOT, 'configs', 'simclr_r18_1xb16-coslr-2e_tiny.py')
+ARGS = ['--size', '32', '--grid-num', '3', '--grid-min', '1e-1', '--grid-max', '1e1', '--no-progress',
+        '--device', 'cpu']
+
+
+@pytest.fixture(scope='module')
+def tiny_checkpoint(tmp_path_factory):
+    """A randomly initialised tiny SimCLR model saved as mmengine runners save it (state_dict + meta.cfg)."""
+    cfg = Config.fromfile(TINY)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    path = str(tmp_path_factory.mktemp('ckpt') / 'epoch_1.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {'cfg': cfg.pretty_text}}, path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def colour_data(tmp_path_factory):
+    """6 classes of noisy flat-coloured 32x32 images (8 train, 6 test each): any features separate them, so a
+    label/feature misalignment anywhere in the tool would show as chance accuracy."""
+    root = tmp_path_factory.mktemp('colours')
+    rng = np.random.default_rng(0)
+    colours = [(230, 20, 20), (20, 230, 20), (20, 20, 230), (230, 230, 20), (20, 230, 230), (128, 128, 128)]
+    for split, n in (('train', 8), ('test', 6)):
+        for c, colour in enumerate(colours):
+            (root / split / f'c{c}').mkdir(parents=True)
+            for i in range(n):
+                pixels = np.clip(np.array(colour) + rng.normal(0, 12, (32, 32, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(root / split / f'c{c}' / f'{i}.png')
+    return str(root)
+
+
+@pytest.fixture(scope='module')
+def ckpt_run(colour_data, tiny_checkpoint, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('out') / 'result.json')
+    return transfer_linear([tiny_checkpoint, colour_data, '--out', out] + ARGS), out
+
+
+def test_checkpoint_alone(ckpt_run, capsys):
+    result, out = ckpt_run
+    assert (result['num_train'], result['num_test'], result['num_classes'], result['feature_dim']) == (48, 36, 6, 512)
+    grid = [f'{v:.6g}' for v in np.logspace(-1, 1, 3)]
+    assert sorted(result['val_top1']) == sorted(grid) and f'{result["l2"]:.6g}' in grid
+    assert result['top1'] > 90 and result['top5'] == 100
+    with open(out) as f:
+        assert json.load(f)['top1'] == result['top1']
+
+    printed = capsys.readouterr().out
+    assert not printed or f'test top-1 {result["top1"]:.2f}%' in printed  # printed during the fixture
+
+
+def test_checkpoint_config_and_zoo_name_load_the_same_model(tiny_checkpoint):
+    from mmsimclr.apis import register_model, unregister_model
+    from mmsimclr.evaluation.transfer import load_frozen_model
+    saved = torch.load(tiny_checkpoint, weights_only=True)['state_dict']
+    register_model('tiny-transfer-test', TINY, weights=tiny_checkpoint, force=True)
+    try:
+        models = [load_frozen_model(tiny_checkpoint, device='cpu'),
+                  load_frozen_model(TINY, tiny_checkpoint, device='cpu'),
+                  load_frozen_model('tiny-transfer-test', device='cpu')]
+    finally:
+        unregister_model('tiny-transfer-test')
+    for model in models:
+        assert not model.training and type(model).__name__ == 'SimCLR'
+        state = model.state_dict()
+        assert state.keys() == saved.keys() and all(torch.equal(state[k], saved[k]) for k in saved)
+    with pytest.raises(ValueError, match='not both'):
+        load_frozen_model(tiny_checkpoint, tiny_checkpoint)
+
+
+def test_tiny_data_with_a_fixed_lambda(tiny_data, tiny_checkpoint, capsys):
+    result = transfer_linear([tiny_checkpoint, tiny_data, '--l2', '0.01'] + ARGS)
+    assert (result['num_train'], result['num_test'], result['num_classes']) == (64, 64, 4)
+    assert result['val_top1'] == {} and result['l2'] == 0.01  # a fixed lambda: no grid search
+    assert result['top5'] is None and 0 <= result['top1'] <= 100  # fewer than 5 classes: no top-5
+    assert f'lambda = 0.01 (of 1); test top-1 {result["top1"]:.2f}%' in capsys.readouterr().out
+
+
+def test_clear_errors(tiny_data, tmp_path):
+    bare = str(tmp_path / 'bare.pth')
+    torch.save({'state_dict': {}}, bare)
+    with pytest.raises(ValueError, match='does not carry its config'):
+        transfer_linear([bare, tiny_data] + ARGS)
+    with pytest.raises(FileNotFoundError, match='must hold'):
+        transfer_linear([bare, str(tmp_path)] + ARGS)
