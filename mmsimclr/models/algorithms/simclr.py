@@ -21,8 +21,19 @@ class SimCLR(BaseSelfSupervisor):
       and feature extraction use (mmpretrain's self-supervised models raise ``Invalid mode "predict"``).
 
     Args: as mmpretrain's ``BaseSelfSupervisor`` (``backbone``, ``neck``, ``head``, ``data_preprocessor``,
-    ``init_cfg``), so mmpretrain's SimCLR configs and checkpoints work unchanged.
+    ``init_cfg``), so mmpretrain's SimCLR configs and checkpoints work unchanged, plus
+        channels_last (bool): keep weights and activations in ``torch.channels_last`` (NHWC) memory format, which
+            convolutions run faster in on tensor cores and with oneDNN; values are unchanged. Defaults to False.
     """
+
+    def __init__(self, *args, channels_last: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)  # 4-D weights; a conv's output follows its weight
+
+    def _memory_format(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
     def forward(self,
                 inputs: Union[torch.Tensor, List[torch.Tensor]],
@@ -45,7 +56,7 @@ class SimCLR(BaseSelfSupervisor):
 
     def extract_feat(self, inputs: torch.Tensor):
         """Backbone feature maps for ``(n, 3, H, W)`` images (tuple of tensors)."""
-        return self.backbone(inputs)
+        return self.backbone(self._memory_format(inputs))
 
     def embed(self, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
         """``{'feat': (n, C) pooled backbone features h, 'proj': (n, d) projections z}``."""
@@ -77,5 +88,5 @@ class SimCLR(BaseSelfSupervisor):
                              'and use a SelfSupDataPreprocessor')
         num_views = len(inputs)
         x = torch.stack(list(inputs), dim=1).flatten(0, 1)  # (n * V, 3, H, W), sample-major
-        z = self.neck(self.backbone(x))[0]  # (n * V, d)
+        z = self.neck(self.backbone(self._memory_format(x)))[0]  # (n * V, d)
         return dict(loss=self.head.loss(z, num_views=num_views))
