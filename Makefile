@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmsimclr-installed
-DATA ?=
+# CIFAR-10 for the demo: an image folder (train/<class>/*, test/<class>/*) or cifar10-jpeg.tar.gz (unpacked by
+# tools/demo.py into work_dirs/); the shared copy is used when present, otherwise CIFAR-10 is downloaded
+DATA ?= $(wildcard ../shared/data/cifar10-jpeg.tar.gz)
 
 .PHONY: setup test test-fast demo clean
 

@@ -60,6 +60,9 @@ class KNNMonitorHook(Hook):
         eval_before_train (bool): also evaluate the initial weights (logged as epoch 0). Defaults to False.
         progress (bool): show a progress bar while embedding (rank 0). Defaults to True.
         seed (int): seed of the subsets. Defaults to 0.
+        keep_features (bool): keep the last embeddings in ``self.last_features`` (``train_feats (N, D)``,
+            ``train_labels (N,)``, ``test_feats (M, D)``, ``test_labels (M,)``) for further analysis, e.g. a
+            linear probe. Defaults to False.
     """
 
     priority = 'LOW'
@@ -79,7 +82,8 @@ class KNNMonitorHook(Hook):
                  num_workers: int = 2,
                  eval_before_train: bool = False,
                  progress: bool = True,
-                 seed: int = 0):
+                 seed: int = 0,
+                 keep_features: bool = False):
         if interval < 1 or k < 1 or temperature <= 0:
             raise ValueError(f'KNNMonitorHook needs interval >= 1, k >= 1, temperature > 0; got {interval}, {k}, '
                              f'{temperature}')
@@ -89,6 +93,9 @@ class KNNMonitorHook(Hook):
         self.num_train, self.num_test = num_train, num_test
         self.feature, self.batch_size, self.num_workers = feature, batch_size, num_workers
         self.eval_before_train, self.progress, self.seed = eval_before_train, progress, seed
+        self.keep_features = keep_features
+        self.last_features = None
+        self.initial_features = None
         self._loaders = None
         self.history = []  # [(epoch, top1)]
 
@@ -129,6 +136,11 @@ class KNNMonitorHook(Hook):
         top1 = distributed_knn_top1(train_feats, train_labels, test_feats, test_labels,
                                     len(classes) if classes else None, self.k, self.temperature)
         seconds = time.time() - start
+        if self.keep_features:
+            self.last_features = dict(train_feats=train_feats, train_labels=train_labels, test_feats=test_feats,
+                                      test_labels=test_labels)
+            if epoch == 0:
+                self.initial_features = self.last_features
         self.history.append((epoch, top1))
         runner.message_hub.update_scalar('knn/top1', top1)
         runner.visualizer.add_scalars({'knn/top1': top1, 'knn/epoch': epoch, 'knn/time_s': seconds},

@@ -1,0 +1,82 @@
+"""The CIFAR-10 recipe configs build (model + pipeline), and the data source / data root switches work."""
+import os.path as osp
+
+import pytest
+import torch
+
+EPOCHS = (200, 800, 1000)
+
+
+def _cfg(repo_root, name, source=None, monkeypatch=None):
+    from mmengine.config import Config
+    if source is not None:
+        monkeypatch.setenv('MMSIMCLR_CIFAR10_SOURCE', source)
+    return Config.fromfile(osp.join(repo_root, 'configs', name))
+
+
+@pytest.mark.parametrize('epochs', EPOCHS)
+def test_recipe_config(repo_root, epochs):
+    cfg = _cfg(repo_root, f'simclr_r18_1xb512-coslr-{epochs}e_cifar10.py')
+    assert cfg.train_dataloader.batch_size == 512
+    assert cfg.train_cfg.max_epochs == epochs
+    warmup, cosine = cfg.param_scheduler
+    assert (warmup.type, warmup.end, cosine.type, cosine.begin, cosine.end) == \
+        ('LinearLR', 10, 'CosineAnnealingLR', 10, epochs)
+    assert cfg.optim_wrapper.optimizer.type == 'LARS' and cfg.optim_wrapper.optimizer.lr == 1.0
+    assert cfg.model.head.temperature == 0.5
+    views = cfg.train_dataloader.dataset.pipeline[1].transforms[0]
+    assert not any('Blur' in t['type'] for t in views)  # CIFAR-10: no blur
+    hook = [h for h in cfg.custom_hooks if h.type == 'KNNMonitorHook'][0]
+    assert (hook.k, hook.temperature) == (200, 0.1)
+
+
+def test_recipe_model_has_cifar_stem(repo_root):
+    from mmsimclr.registry import MODELS
+    model = MODELS.build(_cfg(repo_root, 'simclr_r18_1xb512-coslr-200e_cifar10.py').model)
+    assert type(model.backbone).__name__ == 'ResNet_CIFAR'
+    conv1 = model.backbone.conv1
+    assert conv1.kernel_size == (3, 3) and conv1.stride == (1, 1)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in model.backbone.modules())
+    out = model.embed(torch.randn(2, 3, 32, 32))
+    assert out['feat'].shape == (2, 512) and out['proj'].shape == (2, 128)
+
+
+def test_folder_source_with_data_root_override(repo_root, tiny_data):
+    from mmsimclr.evaluation.embedding import derive_dataset_cfg
+    from mmsimclr.registry import DATASETS
+    cfg = _cfg(repo_root, 'simclr_r18_1xb512-coslr-200e_cifar10.py')
+    cfg.merge_from_dict({'train_dataloader.dataset.data_root': tiny_data})  # what --cfg-options does
+    ds = DATASETS.build(cfg.train_dataloader.dataset)
+    assert len(ds) == 64
+    item = ds[0]
+    assert len(item['inputs']) == 2 and all(v.shape == (3, 32, 32) for v in item['inputs'])
+    test = DATASETS.build(derive_dataset_cfg(cfg.train_dataloader.dataset, 'test'))  # what the kNN hook reads
+    assert len(test) == 64 and test.get_data_info(0)['img_path'].startswith(osp.join(tiny_data, 'test'))
+    assert test[0]['inputs'].shape == (3, 32, 32)
+
+
+def test_mmpretrain_cifar10_source(repo_root, monkeypatch):
+    from mmsimclr.evaluation.embedding import derive_dataset_cfg
+    cfg = _cfg(repo_root, 'simclr_r18_1xb512-coslr-800e_cifar10.py', 'cifar10', monkeypatch)
+    ds = cfg.train_dataloader.dataset
+    assert (ds.type, ds.split) == ('CIFAR10', 'train')
+    assert [t['type'] for t in ds.pipeline] == ['MultiView', 'PackInputs']  # images come from the pickles
+    assert derive_dataset_cfg(ds, 'test')['split'] == 'test'
+    lin = _cfg(repo_root, 'benchmarks/resnet18_simclr-cifar-pre_1xb512-linear-coslr-100e_cifar10.py', 'cifar10',
+               monkeypatch)
+    assert (lin.train_dataloader.dataset.type, lin.test_dataloader.dataset.split) == ('CIFAR10', 'test')
+    monkeypatch.setenv('MMSIMCLR_CIFAR10_SOURCE', 'imagenet')
+    with pytest.raises(ValueError, match="'folder' or 'cifar10'"):
+        _cfg(repo_root, 'simclr_r18_1xb512-coslr-200e_cifar10.py')
+
+
+def test_linear_config_builds(repo_root, tiny_data):
+    from mmsimclr.registry import DATASETS, MODELS
+    cfg = _cfg(repo_root, 'benchmarks/resnet18_simclr-cifar-pre_1xb512-linear-coslr-100e_cifar10.py')
+    assert cfg.model.backbone.init_cfg.checkpoint.endswith('epoch_200.pth')
+    model = MODELS.build(cfg.model)
+    assert model.backbone.frozen_stages == 4 and model.head.fc.in_features == 512
+    assert all(not p.requires_grad for p in model.backbone.parameters())
+    for loader in (cfg.train_dataloader, cfg.test_dataloader):
+        ds = DATASETS.build(dict(loader.dataset, data_root=tiny_data))
+        assert len(ds) == 64 and ds[0]['inputs'].shape == (3, 32, 32)

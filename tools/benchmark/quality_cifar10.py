@@ -1,0 +1,143 @@
+"""Quality at equal budget on CIFAR-10: mmsimclr vs mmpretrain's SimCLR vs random-init features (kNN top-1).
+
+    python tools/benchmark/quality_cifar10.py [--data ../shared/data/cifar10-jpeg.tar.gz] [--work-dir DIR]
+        [--train-per-class 600] [--test-per-class 200] [--epochs 12] [--batch-size 128] [--width 16]
+
+Both implementations get the identical budget: the same class-balanced subset of the shared CIFAR-10 JPEG copy,
+the same views (the recipe's pipeline: random resized crop 32, flip, colour distortion s = 0.5, grayscale, no
+blur), the same CIFAR ResNet-18 of ``--width`` first-stage channels, the same projection MLP (8w-1024-128), the
+same temperature (0.5), batch, epochs, LARS (lr = 0.075 sqrt(batch), momentum 0.9, wd 1e-6, norm/bias excluded),
+warm-up + cosine schedule and seed. They differ only in the implementation:
+
+* (a) mmsimclr: ``SimCLR``/``NonLinearNeck``/``ContrastiveHead`` + NT-Xent, ``GlobalBN``, our LARS constructor;
+* (b) mmpretrain: ``mmpretrain.SimCLR``/``NonLinearNeck``/``ContrastiveHead`` (+ CrossEntropyLoss), BN, and
+  ``mmpretrain.LARS`` with mmpretrain's name-based exclusions (``bn``, ``bias``, ``downsample.1``);
+* (c) random init: the network of (a) before training.
+
+Each training runs in its own process, one after the other; the figure is the weighted kNN top-1 (k = 200,
+T = 0.1, cosine) of the pooled backbone features on the test subset with the train subset as memory bank.
+Wall-clock times depend on the machine's load (the CPU may be shared); the table says what was measured.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+DEFAULT_DATA = osp.join(osp.dirname(ROOT), 'shared', 'data', 'cifar10-jpeg.tar.gz')
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--data', default=DEFAULT_DATA, help='CIFAR-10 image folder or cifar10-jpeg.tar.gz')
+    p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'quality_cifar10'))
+    p.add_argument('--train-per-class', type=int, default=600)
+    p.add_argument('--test-per-class', type=int, default=200)
+    p.add_argument('--epochs', type=int, default=12)
+    p.add_argument('--batch-size', type=int, default=128)
+    p.add_argument('--width', type=int, default=16)
+    p.add_argument('--workers', type=int, default=1)
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--impls', default='mmsimclr,mmpretrain')
+    p.add_argument('--single', help=argparse.SUPPRESS)  # internal: train one implementation in this process
+    return p.parse_args(argv)
+
+
+def mmpretrain_variant(cfg, width: int) -> None:
+    """Swap the model and optimizer for mmpretrain's own types with the same hyper-parameters (in place)."""
+    m = cfg.model
+    cfg.model = dict(
+        type='mmpretrain.SimCLR',
+        data_preprocessor=dict(m.data_preprocessor, type='mmpretrain.SelfSupDataPreprocessor'),
+        backbone=dict(m.backbone, type='mmpretrain.ResNet_CIFAR', norm_cfg=dict(type='BN')),
+        neck=dict(m.neck, type='mmpretrain.NonLinearNeck', norm_cfg=dict(type='BN1d')),
+        head=dict(type='mmpretrain.ContrastiveHead', loss=dict(type='mmpretrain.CrossEntropyLoss'),
+                  temperature=m.head.temperature))
+    opt = cfg.optim_wrapper.optimizer
+    excluded = dict(decay_mult=0, lars_exclude=True)
+    cfg.optim_wrapper = dict(
+        type='OptimWrapper',
+        optimizer=dict(type='mmpretrain.LARS', lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay),
+        paramwise_cfg=dict(custom_keys={'bn': excluded, 'bias': excluded, 'downsample.1': excluded}))
+
+
+def run_single(args) -> dict:
+    import torch
+
+    from mmsimclr.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    from mmengine.runner import Runner
+
+    from tools import demo
+    demo.register_time_guard()
+    ns = argparse.Namespace(width=args.width, batch_size=args.batch_size, workers=args.workers, epochs=args.epochs,
+                            knn_interval=0, max_minutes=1e6, seed=args.seed,
+                            work_dir=osp.join(args.work_dir, args.single))
+    cfg = demo.build_config(ns, osp.join(args.work_dir, 'data'))
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10 ** 6)
+    if args.single == 'mmpretrain':
+        mmpretrain_variant(cfg, args.width)
+    runner = Runner.from_cfg(cfg)
+    knn = [h for h in runner.hooks if type(h).__name__ == 'KNNMonitorHook'][0]
+    start = time.time()
+    runner.train()
+    seconds = time.time() - start
+    eval_s = sum(json.loads(line).get('knn/time_s', 0) for line in
+                 open(osp.join(runner.log_dir, 'vis_data', 'scalars.json')))
+    history = dict(knn.history)
+    return dict(impl=args.single, knn_top1=history[args.epochs], knn_top1_init=history[0],
+                train_minutes=round((seconds - eval_s) / 60, 2), threads=torch.get_num_threads(),
+                model=type(runner.model).__module__ + '.' + type(runner.model).__name__,
+                optimizer=type(runner.optim_wrapper.optimizer).__module__)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.makedirs(args.work_dir, exist_ok=True)
+    if args.single:
+        result = run_single(args)
+        with open(osp.join(args.work_dir, f'{args.single}.json'), 'w') as f:
+            json.dump(result, f, indent=2)
+        return result
+
+    from tools import demo
+    t0 = time.time()
+    data_ns = argparse.Namespace(data=args.data, work_dir=args.work_dir, train_per_class=args.train_per_class,
+                                 test_per_class=args.test_per_class, seed=args.seed)
+    demo.prepare_data(data_ns)
+    results = {}
+    for impl in args.impls.split(','):
+        print(f'[quality] training {impl} ...', flush=True)
+        cmd = [sys.executable, osp.abspath(__file__), '--single', impl] + [
+            f'--{k.replace("_", "-")}={v}' for k, v in vars(args).items() if k not in ('single', 'impls')]
+        subprocess.run(cmd, check=True)
+        with open(osp.join(args.work_dir, f'{impl}.json')) as f:
+            results[impl] = json.load(f)
+    first = results[next(iter(results))]
+    lines = [
+        f'CIFAR-10 (shared JPEG copy), {args.train_per_class * 10} train / {args.test_per_class * 10} test images, '
+        f'CIFAR ResNet-18 width {args.width}, {args.epochs} epochs, batch {args.batch_size}, '
+        f'{first["threads"]} CPU threads; kNN k=200, T=0.1 on pooled backbone features',
+        '',
+        '| features | kNN top-1 (%) | training wall-clock (min) |',
+        '|---|---|---|',
+    ]
+    names = dict(mmsimclr='(a) mmsimclr SimCLR', mmpretrain="(b) mmpretrain's SimCLR (own types + LARS)")
+    for impl, r in results.items():
+        lines.append(f'| {names.get(impl, impl)} | {r["knn_top1"]:.2f} | {r["train_minutes"]:.1f} |')
+    lines.append(f'| (c) random init (network of (a) before training) | {first["knn_top1_init"]:.2f} | - |')
+    table = '\n'.join(lines)
+    print('\n' + table + f'\n\ntotal: {(time.time() - t0) / 60:.1f} min', flush=True)
+    with open(osp.join(args.work_dir, 'quality.md'), 'w') as f:
+        f.write(table + '\n')
+    with open(osp.join(args.work_dir, 'quality.json'), 'w') as f:
+        json.dump(results, f, indent=2)
+    return results
+
+
+if __name__ == '__main__':
+    main()
