@@ -1,6 +1,7 @@
 """Train a model from an mmsimclr config (SimCLR pretraining or linear evaluation).
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [auto|PATH]] [--amp] [--cfg-options k=v ...]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [auto|PATH]] [--amp] [--channels-last] [--compile]
+                                [--cfg-options k=v ...]
     bash tools/dist_train.sh CONFIG GPUS [same options]     # torchrun; gloo CPU processes when there is no GPU
 """
 import argparse
@@ -24,6 +25,12 @@ def parse_args(argv=None):
                         help='resume from the latest checkpoint in the work dir (no value or "auto") '
                         'or from the given checkpoint path')
     parser.add_argument('--amp', action='store_true', help='mixed precision (bf16 where supported, else fp16)')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='SimCLR weights and activations in channels-last (NHWC) memory format '
+                        '(same values; faster convolutions with oneDNN and cuDNN), i.e. model.channels_last=True')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile the training step (mmengine cfg.compile=True); the first '
+                        'iterations are slow while compiling')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr linearly with the actual total batch size')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -55,6 +62,12 @@ def build_config(args) -> Config:
         cfg.optim_wrapper.dtype = dtype
         if dtype == 'float16':
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.channels_last:
+        if not str(cfg.model.get('type', '')).endswith('SimCLR'):
+            raise ValueError(f'--channels-last applies to SimCLR models, not {cfg.model.get("type")!r}')
+        cfg.model.channels_last = True
+    if args.compile:
+        cfg.compile = True
     if args.auto_scale_lr:
         cfg.setdefault('auto_scale_lr', {})['enable'] = True
     if args.resume == 'auto':

@@ -78,6 +78,11 @@ class _NTXentFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a, c, num_views: int, offset: int, chunk_size: Optional[int]):
+        with torch.autocast(a.device.type, enabled=False):  # float32 throughout, also under AMP
+            return _NTXentFunction._forward(ctx, a, c, num_views, offset, chunk_size)
+
+    @staticmethod
+    def _forward(ctx, a, c, num_views, offset, chunk_size):
         m = a.shape[0]
         pos = _positive_index(torch.arange(m, device=a.device), num_views, offset)  # (m, V-1)
         chunk = m if chunk_size is None else max(1, min(int(chunk_size), m))
@@ -102,6 +107,11 @@ class _NTXentFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
+        with torch.autocast(grad_out.device.type, enabled=False):
+            return _NTXentFunction._backward(ctx, grad_out.float())
+
+    @staticmethod
+    def _backward(ctx, grad_out):
         a, c, lse = ctx.saved_tensors
         m, num_views, chunk = a.shape[0], ctx.num_views, ctx.chunk
         probs_whole, ctx.probs = ctx.probs, None  # a second backward (retain_graph) recomputes chunk by chunk

@@ -151,3 +151,18 @@ def test_distributed_chunked_equals_single_process_global_batch():
     grad = torch.cat([results[r][1] for r in range(world)])
     assert mean_loss == pytest.approx(ref_loss.item(), rel=1e-5)
     torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize('chunk_size', [None, 8])
+def test_under_cpu_autocast_stays_float32(chunk_size):
+    """Under bf16 autocast (AMP on CPU) the similarities are still computed in float32: same value and gradient."""
+    torch.manual_seed(6)
+    z = torch.randn(32, 16)
+    ref_loss, ref_grad = ours_loss_and_grad(z, 2, 0.1, chunk_size)
+    zz = z.clone().requires_grad_()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = NTXentLoss(0.1, chunk_size=chunk_size)(zz)
+    loss.backward()
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss.detach(), ref_loss, rtol=1e-6, atol=0)
+    torch.testing.assert_close(zz.grad, ref_grad, rtol=1e-5, atol=1e-8)
