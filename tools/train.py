@@ -15,6 +15,9 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # runnable from a source checkout
 
 from mmsimclr.utils import init_cpu_dist_if_needed, register_all_modules  # noqa: E402
+from mmsimclr.utils.config_check import ConfigError, check_config  # noqa: E402
+from mmsimclr.utils.dist import exit_when_a_rank_is_lost  # noqa: E402
+from mmsimclr.utils.resume import find_resume_checkpoint  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -83,11 +86,19 @@ def main(argv=None):
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
     cfg = build_config(args)
+    try:  # before any work: unknown types, missing data, name/value contradictions, shape mismatches
+        check_config(cfg, args.config, Config.fromfile(args.config))
+    except ConfigError as e:
+        sys.exit(f'Config error: {e}')
+    if args.resume == 'auto':  # newest complete checkpoint; truncated or unreadable ones are skipped with a warning
+        cfg.load_from = find_resume_checkpoint(cfg.work_dir)
+        cfg.resume = cfg.load_from is not None
     timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
     if init_cpu_dist_if_needed(args.launcher, timeout_s=timeout):
         cfg.env_cfg.dist_cfg.backend = 'gloo'
     runner = Runner.from_cfg(cfg)
-    runner.train()
+    with exit_when_a_rank_is_lost(timeout):
+        runner.train()
     return runner
 
 

@@ -53,11 +53,16 @@ class UnsafeCheckpointError(RuntimeError):
     """A checkpoint holds pickled objects outside the weights-only allow-list."""
 
 
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint file is empty, truncated or otherwise not a readable torch file."""
+
+
 def safe_torch_load(f, map_location=None, name: str = None):
     """``torch.load(f, weights_only=True)`` with mmengine's data-only types allowed.
 
     Raises:
         UnsafeCheckpointError: the file pickles a callable or another type that is not allowed.
+        CorruptCheckpointError: the file is empty, truncated or not a torch file.
     """
     name = name or str(f)
     try:
@@ -70,6 +75,11 @@ def safe_torch_load(f, map_location=None, name: str = None):
                 'loading it could execute code. If you trust the file, convert it once with '
                 "torch.save(torch.load(path, weights_only=False)['state_dict'], new_path) and load new_path. "
                 f'Details: {str(e).splitlines()[0]}') from e
+        if isinstance(e, (EOFError, RuntimeError)) and not isinstance(e, UnsafeCheckpointError):
+            detail = (str(e).splitlines() or ['empty file'])[0]
+            raise CorruptCheckpointError(
+                f'Checkpoint {name} is truncated or corrupt (a run killed while writing it, or a partial copy): '
+                f'{detail}. Use an older checkpoint, or --resume auto, which skips unreadable ones.') from e
         raise
 
 

@@ -8,17 +8,38 @@ Hand-written instead of mmcv's ``LoadImageFromFile`` for two reasons:
 * robustness: OpenCV's ``IMREAD_COLOR`` already turns grayscale, RGBA (alpha dropped), palette, CMYK and 16-bit
   files into 8-bit colour; anything OpenCV cannot decode goes through Pillow, where every mode is mapped to RGB
   explicitly (16-bit and 32-bit integer or float images are rescaled to 0-255, not clipped).
+
+A file that cannot be decoded (zero bytes, truncated JPEG, not an image) is either skipped (``on_bad_image='skip'``,
+the default: the transform returns None, so mmengine's dataset draws another sample, and a warning names the file
+and counts the skips of this process) or raises :class:`BadImageError` naming the file (``on_bad_image='raise'``).
 """
 import io
+import logging
 from typing import Optional, Tuple
 
 import cv2
 import mmengine.fileio as fileio
 import numpy as np
 from mmcv.transforms import BaseTransform
+from mmengine.logging import print_log
 from PIL import Image, ImageOps
 
 from mmsimclr.registry import TRANSFORMS
+
+
+class BadImageError(ValueError):
+    """An image file cannot be decoded; the message names the file."""
+
+
+def jpeg_is_truncated(data: bytes) -> bool:
+    """Whether a JPEG stream lacks the end-of-image marker after its last scan (a cut-off file). Decoders fill
+    the missing part with grey instead of failing; such files are treated as unreadable. Bytes after the marker
+    (camera trailers) are allowed."""
+    if data[:2] != b'\xff\xd8':
+        return False
+    last_scan = data.rfind(b'\xff\xda')  # entropy-coded data escapes 0xFF, so this is a marker
+    return last_scan < 0 or data.find(b'\xff\xd9', last_scan) < 0
+
 
 _REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
@@ -54,12 +75,18 @@ class LoadImageColor(BaseTransform):
         min_side: if set, JPEGs are decoded at 1/2, 1/4 or 1/8 scale (the largest whose shorter side stays
             >= ``min_side``). ``None`` decodes at full resolution.
         backend_args: mmengine file backend arguments.
+        on_bad_image: ``'skip'`` (return None and log the file) or ``'raise'`` (:class:`BadImageError`) for a file
+            that cannot be decoded.
     """
 
     def __init__(self, channel_order: str = 'bgr', min_side: Optional[int] = None,
-                 backend_args: Optional[dict] = None):
+                 backend_args: Optional[dict] = None, on_bad_image: str = 'skip'):
         if channel_order not in ('bgr', 'rgb'):
             raise ValueError(f'channel_order must be "bgr" or "rgb", got {channel_order!r}')
+        if on_bad_image not in ('skip', 'raise'):
+            raise ValueError(f'on_bad_image must be "skip" or "raise", got {on_bad_image!r}')
+        self.on_bad_image = on_bad_image
+        self.skipped = 0
         self.channel_order = channel_order
         self.min_side = min_side
         self.backend_args = backend_args
@@ -100,13 +127,32 @@ class LoadImageColor(BaseTransform):
             ori_hw = (height, width)
         return img, ori_hw
 
-    def transform(self, results: dict) -> dict:
-        data = fileio.get(results['img_path'], backend_args=self.backend_args)
-        img, ori_hw = self.decode(data)
+    def _read(self, path: str) -> Tuple[np.ndarray, Tuple[int, int]]:
+        data = fileio.get(path, backend_args=self.backend_args)
+        if not data:
+            raise ValueError('the file is empty (0 bytes)')
+        if jpeg_is_truncated(data):
+            raise ValueError('truncated JPEG (no end-of-image marker)')
+        return self.decode(data)
+
+    def transform(self, results: dict) -> Optional[dict]:
+        path = results['img_path']
+        try:
+            img, ori_hw = self._read(path)
+        except Exception as e:  # any failure to read or decode: name the file
+            reason = f'{type(e).__name__}: {str(e).strip() or "cannot decode"}'
+            if self.on_bad_image == 'raise':
+                raise BadImageError(f'Cannot read image {path}: {reason}. Remove or replace the file, or set '
+                                    'on_bad_image="skip" in LoadImageColor to skip unreadable images.') from e
+            self.skipped += 1
+            print_log(f'Skipped unreadable image {path} ({reason}); {self.skipped} image(s) skipped so far in '
+                      f'this process', logger='current', level=logging.WARNING)
+            return None
         results['img'] = img
         results['img_shape'] = img.shape[:2]
         results['ori_shape'] = ori_hw
         return results
 
     def __repr__(self) -> str:
-        return f'{self.__class__.__name__}(channel_order={self.channel_order!r}, min_side={self.min_side})'
+        return (f'{self.__class__.__name__}(channel_order={self.channel_order!r}, min_side={self.min_side}, '
+                f'on_bad_image={self.on_bad_image!r})')

@@ -1,3 +1,5 @@
+from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .knn_monitor_hook import KNNMonitorHook
+from .nonfinite_loss_hook import NonFiniteLossError, NonFiniteLossHook
 
-__all__ = ['KNNMonitorHook']
+__all__ = ['AtomicCheckpointHook', 'KNNMonitorHook', 'NonFiniteLossError', 'NonFiniteLossHook']
