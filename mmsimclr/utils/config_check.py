@@ -206,9 +206,12 @@ def check_model(cfg: Config, input_size: int = 64) -> List[str]:
                 if isinstance(node.get('temperature'), (int, float)) and node['temperature'] <= 0]
     if problems:
         return problems
+    from mmengine.registry import DefaultScope
+
     from mmsimclr.registry import MODELS
-    try:
-        model = MODELS.build(model_cfg)
+    try:  # nested builders (norm layers, losses) look names up in the default scope, as in the runner
+        with DefaultScope.overwrite_default_scope(cfg.get('default_scope') or 'mmsimclr'):
+            model = MODELS.build(model_cfg)
     except Exception as e:
         return [f'model: building it failed: {type(e).__name__}: {e}']
     backbone, neck, head = (getattr(model, n, None) for n in ('backbone', 'neck', 'head'))

@@ -13,10 +13,12 @@ import os
 import os.path as osp
 import random
 import signal
+import sys
 import time
 
 import pytest
 import torch
+from mmengine.logging import MMLogger
 
 from mmsimclr.utils.checkpoint import safe_torch_load
 
@@ -48,6 +50,9 @@ def _child(argv, plan, output):
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
+    sys.stdout = open(1, 'w', closefd=False)  # (pytest replaced them) and a logger that writes there
+    sys.stderr = open(2, 'w', closefd=False)
+    MMLogger.get_instance(f'kill_resume_{os.getpid()}')
     if plan == 'mid-write':  # killed half-way through the checkpoint file
         import mmsimclr.utils.atomic_file as atomic_file
         atomic_file._write_all = _half_write_then_die

@@ -1,0 +1,47 @@
+"""AtomicCheckpointHook: checkpoints and pointer written through temporary files; with max_keep_ckpts the old
+checkpoint is deleted only after the new one is complete."""
+import os
+import os.path as osp
+
+import pytest
+
+import mmsimclr.utils.atomic_file as atomic_file
+from tests.test_engine.test_hooks.test_nonfinite_loss_hook import _runner
+
+
+def test_writes_are_atomic_and_retire_after_save(tmp_path, monkeypatch):
+    written = []
+    real = atomic_file.atomic_write_bytes
+
+    def spy(path, data):
+        written.append(osp.basename(str(path)))
+        real(path, data)
+
+    monkeypatch.setattr(atomic_file, 'atomic_write_bytes', spy)
+    runner = _runner(tmp_path, 'stop', bad_iter=None, checkpoint=dict(type='AtomicCheckpointHook', interval=1,
+                                                                       by_epoch=False, max_keep_ckpts=1))
+    runner.train()
+    assert written == [name for i in range(1, 7) for name in (f'iter_{i}.pth', 'last_checkpoint')]
+    assert sorted(f for f in os.listdir(tmp_path) if f.endswith('.pth')) == ['iter_6.pth']
+    assert open(tmp_path / 'last_checkpoint').read() == osp.join(str(tmp_path), 'iter_6.pth')
+
+
+def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    """With max_keep_ckpts=1 mmengine deletes the old checkpoint before writing the new one; here a write that
+    dies leaves the previous checkpoint and the pointer to it."""
+    runner = _runner(tmp_path, 'stop', bad_iter=None, checkpoint=dict(type='AtomicCheckpointHook', interval=2,
+                                                                       by_epoch=False, max_keep_ckpts=1))
+    calls = []
+
+    def die_on_second_checkpoint(f, data):
+        calls.append(1)
+        if len(calls) == 3:  # iter_2.pth, last_checkpoint, then iter_4.pth
+            raise OSError('disk full')
+        f.write(data)
+
+    monkeypatch.setattr(atomic_file, '_write_all', die_on_second_checkpoint)
+    with pytest.raises(OSError, match='disk full'):
+        runner.train()
+    assert osp.isfile(tmp_path / 'iter_2.pth')
+    assert not osp.exists(tmp_path / 'iter_4.pth')
+    assert open(tmp_path / 'last_checkpoint').read().endswith('iter_2.pth')
