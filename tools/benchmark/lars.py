@@ -63,9 +63,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--depth', type=int, nargs='+', default=[18, 50])
     parser.add_argument('--repeats', type=int, default=15)
+    parser.add_argument('--threads', type=int, help='torch.set_num_threads (default: torch\'s choice)')
     parser.add_argument('--device', default='auto')
     args = parser.parse_args(argv)
     device = device_from_arg(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     impls = ['mmpretrain', 'ours', 'ours_loop', 'ours_unblocked']
     print(f'LARS optimizer.step(), device={device}, threads={torch.get_num_threads()}; '
           f'median of {args.repeats} interleaved steps')

@@ -61,6 +61,8 @@ def run_once(fn, views):
 
 def memory_child(args) -> None:
     device = device_from_arg(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     fn = build(args.impl, args.temperature, args.chunk, device)
     views = make_inputs(args.batch[0], args.dim, device)
     if device.type == 'cuda':
@@ -77,6 +79,7 @@ def main(argv=None):
     parser.add_argument('--temperature', type=float, default=0.1)
     parser.add_argument('--chunk', type=int, default=1024, help='chunk_size of the chunked mode')
     parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--threads', type=int, help='torch.set_num_threads (default: torch\'s choice)')
     parser.add_argument('--device', default='auto', help='auto, cpu or cuda')
     parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory subprocesses')
     parser.add_argument('--impl', help=argparse.SUPPRESS)  # child mode: one peak-memory measurement

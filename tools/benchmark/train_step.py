@@ -104,14 +104,19 @@ def main(argv=None):
     parser.add_argument('--case', nargs='+', default=DEFAULT_CASES, choices=list(CASES))
     parser.add_argument('--repeats', type=int, default=7)
     parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--threads', type=int, help='torch.set_num_threads (default: torch\'s choice)')
     parser.add_argument('--device', default='auto')
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--amp', action='store_true')
     parser.add_argument('--compile', action='store_true')
     args = parser.parse_args(argv)
     device = device_from_arg(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import logging
+
     from mmengine.logging import MMLogger
-    MMLogger.get_instance('mmengine', log_level='WARNING')  # no paramwise_options lines
+    MMLogger.get_instance('mmengine').setLevel(logging.WARNING)  # no paramwise_options lines
     options = [name for name, on in (('channels_last', args.channels_last), ('amp', args.amp),
                                      ('compile', args.compile)) if on]
     print(f'SimCLR train_step (LARS), device={device}, threads={torch.get_num_threads()}; '

@@ -1,0 +1,43 @@
+"""All side-by-side benchmarks, mmsimclr vs mmpretrain, in one run: NT-Xent (time and peak memory at several
+batch sizes), LARS step, full training step (default and with the given speed options).
+
+    python tools/benchmark/run_all.py [--device auto] [--quick] [--train-options channels-last amp compile]
+
+``--device auto`` uses the GPU when there is one (timings synchronise the device; peak memory from
+``torch.cuda.max_memory_allocated``), else the CPU. ``--quick`` uses fewer repetitions and skips batch 4096.
+"""
+import argparse
+import os.path as osp
+import sys
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import lars  # noqa: E402
+import loss  # noqa: E402
+import train_step  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--device', default='auto')
+    parser.add_argument('--quick', action='store_true')
+    parser.add_argument('--train-options', nargs='*', default=['channels-last'],
+                        choices=['channels-last', 'amp', 'compile'])
+    args = parser.parse_args(argv)
+    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
+          f'cuda: {torch.cuda.get_device_name() if torch.cuda.is_available() else "none"}\n')
+    batches = ['256', '1024'] if args.quick else ['256', '1024', '4096']
+    loss.main(['--device', args.device, '--batch', *batches, '--repeats', '3' if args.quick else '5'])
+    print()
+    lars.main(['--device', args.device, '--repeats', '7' if args.quick else '15'])
+    print()
+    options = [f'--{o}' for o in args.train_options]
+    train_step.main(['--device', args.device, '--case', 'r18-32', '--repeats', '7' if args.quick else '15',
+                     *options])
+    train_step.main(['--device', args.device, '--case', 'r50-224', '--repeats', '3' if args.quick else '5',
+                     '--warmup', '1', *options])
+
+
+if __name__ == '__main__':
+    main()
