@@ -44,8 +44,9 @@ def init_cpu_dist_if_needed(launcher: str, timeout_s: float = 1800) -> bool:
 
 
 #: Fragments of the errors gloo / NCCL / the TCP store raise when another rank died or stopped responding.
-_LOST_RANK_SIGNS = ('connection reset by peer', 'connection closed by peer', 'timed out', 'timeout', 'broken pipe',
-                    'connection refused', 'nccl', 'distbackenderror', 'diststoreerror', 'socket')
+#: (Specific on purpose: a data-loader timeout or a plain bug must not be reported as a lost rank.)
+_LOST_RANK_SIGNS = ('gloo', 'nccl', 'connection reset by peer', 'connection closed by peer', 'broken pipe',
+                    'distbackenderror', 'diststoreerror', 'distnetworkerror')
 
 
 def describe_lost_rank(exc: BaseException, timeout_s: float) -> Optional[str]:

@@ -134,7 +134,8 @@ def test_missing_or_empty_folder_stops_before_training(tmp_path, case):
     if case == 'empty':
         (root / 'train' / 'class0').mkdir(parents=True)
     with pytest.raises(SystemExit) as info:
-        main([TINY, '--work-dir', str(tmp_path / 'work'), '--cfg-options', f'train_dataloader.dataset.data_root={root}'])
+        main([TINY, '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+              f'train_dataloader.dataset.data_root={root}'])
     message = str(info.value)
     assert str(root) in message and 'train_dataloader.dataset' in message
     assert not (tmp_path / 'work').exists()  # stopped before the runner made its work dir

@@ -31,7 +31,8 @@ def _argv(work, data):
     return [TINY, '--work-dir', work, '--resume', 'auto', '--cfg-options', f'train_dataloader.dataset.data_root={data}',
             'model.backbone.stem_channels=8', 'model.backbone.base_channels=8', 'model.neck.in_channels=64',
             'model.neck.hid_channels=32', 'model.neck.out_channels=16', 'train_dataloader.num_workers=1',
-            f'train_cfg.max_epochs={EPOCHS}', f'param_scheduler.1.end={EPOCHS}', f'param_scheduler.1.T_max={EPOCHS - 1}',
+            f'train_cfg.max_epochs={EPOCHS}', f'param_scheduler.1.end={EPOCHS}',
+            f'param_scheduler.1.T_max={EPOCHS - 1}',
             'randomness.deterministic=True', 'default_hooks.checkpoint.max_keep_ckpts=-1']
 
 

@@ -28,7 +28,8 @@ def test_unknown_type_is_named_with_a_suggestion(tiny_cfg):
     tiny_cfg.train_dataloader.dataset.pipeline[0].type = 'LoadImageColour'
     problems = check_types(tiny_cfg)
     assert len(problems) == 2
-    assert problems[0].startswith("model.backbone.type: unknown type 'ResNet_CIFRA'") and "'ResNet_CIFAR'" in problems[0]
+    assert problems[0].startswith("model.backbone.type: unknown type 'ResNet_CIFRA'")
+    assert "'ResNet_CIFAR'" in problems[0]
     assert problems[1].startswith('train_dataloader.dataset.pipeline.0.type') and "'LoadImageColor'" in problems[1]
     with pytest.raises(ConfigError, match='model.backbone.type'):
         check_config(tiny_cfg)

@@ -71,3 +71,15 @@ def test_other_errors_are_not_disguised():
     with pytest.raises(ValueError, match='plain bug'):
         with exit_when_a_rank_is_lost(10):
             raise ValueError('plain bug')
+
+
+def test_data_loader_timeout_is_not_a_lost_rank(monkeypatch):
+    import torch.distributed as dist
+
+    from mmsimclr.utils.dist import describe_lost_rank
+    monkeypatch.setattr(dist, 'is_initialized', lambda: True)
+    monkeypatch.setattr(dist, 'get_world_size', lambda: 2)
+    monkeypatch.setattr(dist, 'get_rank', lambda: 1)
+    assert describe_lost_rank(RuntimeError('DataLoader timed out after 5 seconds'), 60) is None
+    message = describe_lost_rank(RuntimeError('[gloo/transport/tcp/pair.cc:545] Connection reset by peer'), 60)
+    assert message.startswith('rank 1 of 2: lost contact')
