@@ -27,8 +27,8 @@ def derive_dataset_cfg(train_dataset: dict, split: str, pipeline: Optional[List[
     """Config of the ``split`` (``'train'``, ``'test'``, ``'val'``) set of the dataset a training config reads.
 
     ``split`` replaces the ``split`` argument of datasets that have one (mmpretrain's ``CIFAR10``, ``ImageNet``),
-    or the last folder of ``data_prefix`` when that folder is ``train``, ``val`` or ``test`` (``CustomDataset`` image folders
-    ``{data_root}/train/<class>/*``). Dataset wrappers (``RepeatDataset``...) are unwrapped. ``pipeline`` defaults
+    or the last folder of ``data_prefix`` when that folder is ``train``, ``val`` or ``test`` (``CustomDataset`` image
+    folders ``{data_root}/train/<class>/*``). Dataset wrappers (``RepeatDataset``...) are unwrapped. ``pipeline`` defaults
     to :func:`eval_pipeline_from` of the training pipeline.
 
     Raises:
@@ -53,8 +53,8 @@ def derive_dataset_cfg(train_dataset: dict, split: str, pipeline: Optional[List[
             return cfg  # the training set itself
         raise ValueError(
             f'Cannot find the {split!r} set of dataset {cfg.get("type")} (data_root={cfg.get("data_root")!r}, '
-            f'data_prefix={cfg.get("data_prefix")!r}): expected an image folder with data_prefix ".../train" (or val, test) or a '
-            f'dataset with a "split" argument. Pass the dataset explicitly, e.g. '
+            f'data_prefix={cfg.get("data_prefix")!r}): expected an image folder with data_prefix ".../train" '
+            '(or val, test) or a dataset with a "split" argument. Pass the dataset explicitly, e.g. '
             f"KNNMonitorHook(test_dataset=dict(type='CustomDataset', data_root=..., data_prefix='{split}', "
             'pipeline=...)).')
     new_prefix = osp.join(head, split) if head else split

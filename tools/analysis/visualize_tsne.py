@@ -101,7 +101,8 @@ def main(argv=None) -> str:
     points = tsne_2d(feats.numpy(), args.perplexity, args.seed)
     logger.info(f't-SNE of {len(points)} x {feats.shape[1]} features in {time.time() - start:.1f} s')
     classes = dataset.metainfo.get('classes') or [str(c) for c in range(int(labels.max()) + 1)]
-    title = args.title or f't-SNE of {args.feature} ({osp.basename(args.checkpoint)}, {len(points)} {args.split} images)'
+    title = args.title or (f't-SNE of {args.feature} ({osp.basename(args.checkpoint)}, {len(points)} '
+                           f'{args.split} images)')
     plot_embedding(points, labels.numpy(), classes, args.out, title)
     np.savez(osp.splitext(args.out)[0] + '.npz', points=points, labels=labels.numpy(), classes=np.array(classes))
     logger.info(f'wrote {args.out}')

@@ -43,6 +43,8 @@ def parse_args(argv=None):
     p.add_argument('--workers', type=int, default=1)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--impls', default='mmsimclr,mmpretrain')
+    p.add_argument('--skip-existing', action='store_true',
+                   help='reuse WORK_DIR/<impl>.json of an earlier run instead of training again (table only)')
     p.add_argument('--single', help=argparse.SUPPRESS)  # internal: train one implementation in this process
     return p.parse_args(argv)
 
@@ -111,10 +113,14 @@ def main(argv=None):
     demo.prepare_data(data_ns)
     results = {}
     for impl in args.impls.split(','):
-        print(f'[quality] training {impl} ...', flush=True)
-        cmd = [sys.executable, osp.abspath(__file__), '--single', impl] + [
-            f'--{k.replace("_", "-")}={v}' for k, v in vars(args).items() if k not in ('single', 'impls')]
-        subprocess.run(cmd, check=True)
+        if args.skip_existing and osp.isfile(osp.join(args.work_dir, f'{impl}.json')):
+            print(f'[quality] {impl}: reusing {args.work_dir}/{impl}.json', flush=True)
+        else:
+            print(f'[quality] training {impl} ...', flush=True)
+            cmd = [sys.executable, osp.abspath(__file__), '--single', impl] + [
+                f'--{k.replace("_", "-")}={v}' for k, v in vars(args).items()
+                if k not in ('single', 'impls', 'skip_existing')]
+            subprocess.run(cmd, check=True)
         with open(osp.join(args.work_dir, f'{impl}.json')) as f:
             results[impl] = json.load(f)
     first = results[next(iter(results))]
