@@ -11,7 +11,7 @@ Steps (about 10-15 minutes on 2 CPU cores with the defaults):
 2. model: the recipe ``configs/simclr_r18_1xb512-coslr-200e_cifar10.py`` (CIFAR ResNet-18, s = 0.5 colour
    distortion, no blur, LARS + warm-up + cosine, T = 0.5) scaled to the CPU: ``--width`` channels in the first
    stage (64 is the full ResNet-18; the default 16 is a quarter-width one, ~16x cheaper), batch ``--batch-size``,
-   ``--epochs`` epochs, lr = 0.075 x sqrt(batch) (the paper's square-root scaling for small batches).
+   ``--epochs`` epochs (default 20), lr = 0.075 x sqrt(batch) (the paper's square-root scaling for small batches).
 3. evaluation: the online kNN monitor (k = 200, T = 0.1) embeds the train subset (memory bank) and the test
    subset before training (the very same network at random initialisation) and every ``--knn-interval`` epochs;
    at the end a linear probe (L2 logistic regression on the frozen features, L2 strength chosen on held-out
@@ -41,7 +41,7 @@ def parse_args(argv=None):
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'demo'))
     p.add_argument('--train-per-class', type=int, default=500)
     p.add_argument('--test-per-class', type=int, default=100)
-    p.add_argument('--epochs', type=int, default=8)
+    p.add_argument('--epochs', type=int, default=20)
     p.add_argument('--batch-size', type=int, default=128)
     p.add_argument('--width', type=int, default=16, help='channels of the first ResNet-18 stage (64 = full)')
     p.add_argument('--knn-interval', type=int, default=2)
