@@ -1,4 +1,5 @@
-# A tiny SimCLR run for smoke tests and the quick demo: CIFAR ResNet-18 on an image folder, 2 epochs of 16 images.
+# A tiny SimCLR run for smoke tests: CIFAR ResNet-18 layout at 1/8 width (8 channels in the first stage, 64-d
+# features), on an image folder, 2 epochs of batch 16.
 # data_root must hold train/<class>/*.jpg (tools/make_tiny_dataset.py writes one).
 _base_ = [
     '_base_/models/simclr_r18_cifar.py',
@@ -7,7 +8,9 @@ _base_ = [
 ]
 
 data_root = 'data/tiny/'
-model = dict(neck=dict(hid_channels=128, out_channels=32))
+model = dict(
+    backbone=dict(stem_channels=8, base_channels=8),
+    neck=dict(in_channels=64, hid_channels=64, out_channels=32))
 train_dataloader = dict(
     batch_size=16,
     num_workers=0,

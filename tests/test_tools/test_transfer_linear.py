@@ -52,7 +52,7 @@ def ckpt_run(colour_data, tiny_checkpoint, tmp_path_factory):
 
 def test_checkpoint_alone(ckpt_run, capsys):
     result, out = ckpt_run
-    assert (result['num_train'], result['num_test'], result['num_classes'], result['feature_dim']) == (48, 36, 6, 512)
+    assert (result['num_train'], result['num_test'], result['num_classes'], result['feature_dim']) == (48, 36, 6, 64)
     grid = [f'{v:.6g}' for v in np.logspace(-1, 1, 3)]
     assert sorted(result['val_top1']) == sorted(grid) and f'{result["l2"]:.6g}' in grid
     assert result['top1'] > 90 and result['top5'] == 100

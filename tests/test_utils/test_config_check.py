@@ -66,10 +66,10 @@ def test_temperature_must_be_positive(tiny_cfg):
 
 
 def test_neck_in_channels_checked_before_training(tiny_cfg):
-    tiny_cfg.model.neck.in_channels = 2048  # the CIFAR ResNet-18 gives 512
+    tiny_cfg.model.neck.in_channels = 2048  # the tiny config's 1/8-width ResNet-18 gives 64
     problems = check_model(tiny_cfg)
-    assert problems == ['model.neck.in_channels: 2048, but its input has 512 channels. '
-                        'Set model.neck.in_channels=512.']
+    assert problems == ['model.neck.in_channels: 2048, but its input has 64 channels. '
+                        'Set model.neck.in_channels=64.']
 
 
 def test_train_tool_stops_before_any_work(tiny_data, tmp_path):

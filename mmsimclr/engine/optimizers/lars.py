@@ -102,6 +102,10 @@ class LARS(Optimizer):
         trust = torch.where(adaptive, eta * w_norm / (g_norm + wd * w_norm + eps), torch.ones_like(w_norm))
         return list((trust * lr).to(params[0].dtype).unbind())
 
+    # Kept out of torch.compile's graphs (``--compile`` compiles the whole ``train_step``): traced, every new
+    # learning rate from the scheduler (a Python float in the group) would recompile the step, and the blocked
+    # CPU update would unroll into thousands of graph nodes. Eagerly it is already a few multi-tensor kernels.
+    @torch.compiler.disable
     @torch.no_grad()
     def step(self, closure=None):
         """One LARS step (see the module docstring for the formulas). Returns the closure's loss, if any."""
