@@ -58,15 +58,20 @@ CASES = [
 ]
 
 
-# (foreach, block_size): multi-tensor ops on whole tensors, on 37-element blocks (slices across parameters), and
-# per-parameter ops on 50-element slices; the model's tensors have up to 216 elements
-MODES = [(True, None), (True, 37), (False, 50), (False, None)]
+# (foreach, block_size, fused): multi-tensor ops on whole tensors, on 37-element blocks (slices across
+# parameters), per-parameter ops on 50-element slices, and the fused compiled kernel for tensors of >= 100
+# elements with the others unfused; the model's tensors have up to 216 elements
+MODES = [(True, None, False), (True, 37, False), (False, 50, False), (False, None, False), (True, None, True)]
+
+
+def make_lars(params, mode, **kwargs):
+    foreach, block_size, fused = mode
+    return LARS(params, foreach=foreach, block_size=block_size, fused=fused, fused_min_numel=100, **kwargs)
 
 
 @pytest.mark.parametrize('mode', MODES)
 @pytest.mark.parametrize('kwargs', CASES)
 def test_same_updates_as_mmpretrain(kwargs, mode):
-    foreach, block_size = mode
     ref_model = small_model()
     ours_model = copy.deepcopy(ref_model)
     with torch.no_grad():  # no zero-valued weights: every parameter in an adaptive group gets a real trust ratio
@@ -75,7 +80,7 @@ def test_same_updates_as_mmpretrain(kwargs, mode):
         for p_ours, p_ref in zip(ours_model.parameters(), ref_model.parameters()):
             p_ours.copy_(p_ref)
     ref = MMPretrainLARS(groups_of(ref_model), **kwargs)
-    ours = LARS(groups_of(ours_model), foreach=foreach, block_size=block_size, **kwargs)
+    ours = make_lars(groups_of(ours_model), mode, **kwargs)
     assert [g.get('lars_exclude', False) for g in ours.param_groups] == \
         [g.get('lars_exclude', False) for g in ref.param_groups]
     assert any(g.get('lars_exclude', False) for g in ours.param_groups)
@@ -91,12 +96,12 @@ def test_same_updates_as_mmpretrain(kwargs, mode):
 
 @pytest.mark.parametrize('mode', MODES)
 def test_zero_weight_or_zero_grad_uses_trust_one_like_mmpretrain(mode):
-    foreach, block_size = mode
     params_ref = [nn.Parameter(torch.zeros(4)), nn.Parameter(torch.randn(3, 3)), nn.Parameter(torch.randn(5))]
     params_ours = [nn.Parameter(p.detach().clone()) for p in params_ref]
     grads = [[torch.randn(4), torch.zeros(3, 3), torch.randn(5)] for _ in range(3)]
     ref = MMPretrainLARS(params_ref, lr=0.1, momentum=0.9, weight_decay=1e-4)
-    ours = LARS(params_ours, lr=0.1, momentum=0.9, weight_decay=1e-4, foreach=foreach, block_size=block_size)
+    ours = LARS(params_ours, lr=0.1, momentum=0.9, weight_decay=1e-4, foreach=mode[0], block_size=mode[1],
+                fused=mode[2], fused_min_numel=4)
     for step_grads in grads:
         for pr, po, g in zip(params_ref, params_ours, step_grads):
             pr.grad, po.grad = g.clone(), g.clone()
@@ -106,12 +111,16 @@ def test_zero_weight_or_zero_grad_uses_trust_one_like_mmpretrain(mode):
         assert rel_diff(po.detach(), pr.detach()) <= 1e-6
 
 
-def test_no_host_sync_during_step(monkeypatch):
+@pytest.mark.parametrize('fused', [False, True])
+def test_no_host_sync_during_step(monkeypatch, fused):
     """The trust ratios stay on the device: no .item()/float()/bool() of a tensor inside step()."""
     model = small_model()
-    opt = LARS(groups_of(model), lr=0.1, momentum=0.9, weight_decay=1e-6, nesterov=True)
+    opt = LARS(groups_of(model), lr=0.1, momentum=0.9, weight_decay=1e-6, nesterov=True, fused=fused,
+               fused_min_numel=100)
     for g, p in zip(gradient_sequence(model, 1)[0], model.parameters()):
         p.grad = g
+    if fused:
+        opt.step()  # compile the kernel first: compilation itself may read tensors on the host
 
     def forbidden(*args, **kwargs):
         raise AssertionError('host synchronisation in LARS.step')
@@ -138,6 +147,50 @@ def test_channels_last_parameters_blocked():
         ours.step()
     assert p_ours.is_contiguous(memory_format=torch.channels_last)
     assert rel_diff(p_ours.detach(), p_ref.detach()) <= 1e-6
+
+
+def test_channels_last_parameters_fused():
+    """The fused kernel runs over memory order: channels-last weights, grads and buffers stay aligned."""
+    torch.manual_seed(6)
+    w = torch.randn(16, 8, 3, 3)
+    p_ref = nn.Parameter(w.clone())
+    p_ours = nn.Parameter(w.clone().to(memory_format=torch.channels_last))
+    ref = MMPretrainLARS([p_ref], lr=0.2, momentum=0.9, weight_decay=1e-4)
+    ours = LARS([p_ours], lr=0.2, momentum=0.9, weight_decay=1e-4, fused=True, fused_min_numel=1)
+    for _ in range(3):
+        g = torch.randn(16, 8, 3, 3)
+        p_ref.grad = g.clone()
+        p_ours.grad = g.clone().to(memory_format=torch.channels_last)
+        ref.step()
+        ours.step()
+    assert p_ours.is_contiguous(memory_format=torch.channels_last)
+    assert rel_diff(p_ours.detach(), p_ref.detach()) <= 1e-6
+
+
+def test_fused_compile_failure_warns_and_falls_back(monkeypatch):
+    """Without a working compiler the step warns once, naming the cause, and gives the same values unfused."""
+    from mmsimclr.engine.optimizers import lars_fused
+
+    def no_compiler(fn, **kwargs):
+        def fail(*args):
+            raise RuntimeError('InvalidCxxCompiler: No working C++ compiler found')
+        return fail
+
+    monkeypatch.setattr(lars_fused, '_failure', None)
+    monkeypatch.setattr(lars_fused, '_compiled', {})
+    monkeypatch.setattr(lars_fused.torch, 'compile', no_compiler)
+    ref_model = small_model()
+    ours_model = copy.deepcopy(ref_model)
+    ref = MMPretrainLARS(groups_of(ref_model), lr=0.3, momentum=0.9, weight_decay=1e-5)
+    ours = LARS(groups_of(ours_model), lr=0.3, momentum=0.9, weight_decay=1e-5, fused=True, fused_min_numel=1)
+    grads = gradient_sequence(ref_model, steps=3)
+    with pytest.warns(RuntimeWarning, match='No working C.. compiler.*unfused update'):
+        run(ours_model, ours, grads[:1])
+    run(ours_model, ours, grads[1:])  # no second attempt, no second warning needed
+    run(ref_model, ref, grads)
+    assert not lars_fused.available()
+    for p_ours, p_ref in zip(ours_model.parameters(), ref_model.parameters()):
+        assert rel_diff(p_ours.detach(), p_ref.detach()) <= 1e-6
 
 
 def test_continues_from_mmpretrain_state_dict():
