@@ -165,6 +165,10 @@ class NTXentLoss(nn.Module):
         """Column index of the ``V - 1`` positives of each local row: shape ``(num_rows, V - 1)``."""
         return _positive_index(torch.arange(num_rows, device=device), num_views, offset)
 
+    # Run eagerly inside a torch.compile'd train_step (``--compile``): the hand-written backward's in-place
+    # strided writes are not traceable, and an untraceable call here would make Dynamo drop the whole enclosing
+    # train_step frame; the loss is a few matmuls and already fused by hand.
+    @torch.compiler.disable
     def forward(self, z: torch.Tensor, num_views: int = 2) -> torch.Tensor:
         """Args:
             z: ``(n * V, d)`` projections of this rank, sample-major (not necessarily normalised).
