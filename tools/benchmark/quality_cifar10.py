@@ -97,6 +97,19 @@ def run_single(args) -> dict:
                 optimizer=type(runner.optim_wrapper.optimizer).__module__)
 
 
+def median_iter_seconds(work_dir: str, impl: str):
+    """Median seconds per training iteration of ``impl``'s newest run (mmengine's ``time`` scalar): less
+    sensitive than the wall-clock to other jobs on a shared machine. None if the log is missing."""
+    import glob
+    import statistics
+    logs = sorted(glob.glob(osp.join(work_dir, impl, '*', 'vis_data', 'scalars.json')))
+    if not logs:
+        return None
+    with open(logs[-1]) as f:
+        times = [r['time'] for r in map(json.loads, f) if 'time' in r]
+    return statistics.median(times) if times else None
+
+
 def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.work_dir, exist_ok=True)
@@ -123,19 +136,21 @@ def main(argv=None):
             subprocess.run(cmd, check=True)
         with open(osp.join(args.work_dir, f'{impl}.json')) as f:
             results[impl] = json.load(f)
+        results[impl]['median_iter_s'] = median_iter_seconds(args.work_dir, impl)
     first = results[next(iter(results))]
     lines = [
         f'CIFAR-10 (shared JPEG copy), {args.train_per_class * 10} train / {args.test_per_class * 10} test images, '
         f'CIFAR ResNet-18 width {args.width}, {args.epochs} epochs, batch {args.batch_size}, '
         f'{first["threads"]} CPU threads; kNN k=200, T=0.1 on pooled backbone features',
         '',
-        '| features | kNN top-1 (%) | training wall-clock (min) |',
-        '|---|---|---|',
+        '| features | kNN top-1 (%) | training wall-clock (min) | median s / iteration |',
+        '|---|---|---|---|',
     ]
     names = dict(mmsimclr='(a) mmsimclr SimCLR', mmpretrain="(b) mmpretrain's SimCLR (own types + LARS)")
     for impl, r in results.items():
-        lines.append(f'| {names.get(impl, impl)} | {r["knn_top1"]:.2f} | {r["train_minutes"]:.1f} |')
-    lines.append(f'| (c) random init (network of (a) before training) | {first["knn_top1_init"]:.2f} | - |')
+        it = f'{r["median_iter_s"]:.3f}' if r.get('median_iter_s') else '-'
+        lines.append(f'| {names.get(impl, impl)} | {r["knn_top1"]:.2f} | {r["train_minutes"]:.1f} | {it} |')
+    lines.append(f'| (c) random init (network of (a) before training) | {first["knn_top1_init"]:.2f} | - | - |')
     table = '\n'.join(lines)
     print('\n' + table + f'\n\ntotal: {(time.time() - t0) / 60:.1f} min', flush=True)
     with open(osp.join(args.work_dir, 'quality.md'), 'w') as f:
