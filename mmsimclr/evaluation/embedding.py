@@ -161,3 +161,23 @@ def load_model(cfg, checkpoint: Optional[str], device: str = 'cpu'):
         if missing:
             raise KeyError(f'Checkpoint {checkpoint} lacks {len(missing)} backbone weights, e.g. {missing[:3]}')
     return model.to(torch.device(device)).eval()
+
+
+def load_for_evaluation(config: str, checkpoint: Optional[str], cfg_options: Optional[dict], logger_name: str):
+    """What the evaluation tools share: registries, the config (with ``--cfg-options``), a logger and the model
+    with ``checkpoint`` on the GPU if there is one. Returns ``(cfg, logger, model)``."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.logging import MMLogger
+
+    from mmsimclr.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'Config file {config} does not exist')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    logger = MMLogger.get_instance(logger_name, log_level='INFO') if not MMLogger.check_instance_created(
+        logger_name) else MMLogger.get_instance(logger_name)
+    model = load_model(cfg, checkpoint, 'cuda' if torch.cuda.is_available() else 'cpu')
+    return cfg, logger, model

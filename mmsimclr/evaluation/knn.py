@@ -14,7 +14,7 @@ training each rank embeds its own shard of the dataloader and the shards are gat
 collectives, so every image is embedded exactly once.
 """
 import time
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F

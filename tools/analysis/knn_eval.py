@@ -44,24 +44,12 @@ def _dict_action():
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    import torch
-    from mmengine.config import Config
-    from mmengine.logging import MMLogger
-
-    from mmsimclr.evaluation.embedding import build_eval_loader, build_subset, eval_dataset_cfgs, load_model
+    from mmsimclr.evaluation.embedding import (build_eval_loader, build_subset, eval_dataset_cfgs,
+                                               load_for_evaluation)
     from mmsimclr.evaluation.knn import extract_features, knn_top1
-    from mmsimclr.utils import register_all_modules
 
-    register_all_modules(init_default_scope=True)
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'Config file {args.config} does not exist')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    logger = MMLogger.get_instance('mmsimclr_knn_eval', log_level='INFO') if not MMLogger.check_instance_created(
-        'mmsimclr_knn_eval') else MMLogger.get_instance('mmsimclr_knn_eval')
     start = time.time()
-    model = load_model(cfg, args.checkpoint, 'cuda' if torch.cuda.is_available() else 'cpu')
+    cfg, logger, model = load_for_evaluation(args.config, args.checkpoint, args.cfg_options, 'mmsimclr_knn_eval')
     sets = eval_dataset_cfgs(cfg, args.data_root)
     train_set = build_subset(sets['train'], args.num_train, args.seed)
     test_set = build_subset(sets['test'], args.num_test, args.seed + 1)

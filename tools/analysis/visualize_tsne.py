@@ -77,23 +77,11 @@ def plot_embedding(points, labels, classes, out: str, title: str = '') -> str:
 def main(argv=None) -> str:
     args = parse_args(argv)
     import numpy as np
-    import torch
-    from mmengine.config import Config
-    from mmengine.logging import MMLogger
-
-    from mmsimclr.evaluation.embedding import build_eval_loader, build_subset, eval_dataset_cfgs, load_model
+    from mmsimclr.evaluation.embedding import (build_eval_loader, build_subset, eval_dataset_cfgs,
+                                               load_for_evaluation)
     from mmsimclr.evaluation.knn import extract_features
-    from mmsimclr.utils import register_all_modules
 
-    register_all_modules(init_default_scope=True)
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'Config file {args.config} does not exist')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    logger = MMLogger.get_instance('mmsimclr_tsne', log_level='INFO') if not MMLogger.check_instance_created(
-        'mmsimclr_tsne') else MMLogger.get_instance('mmsimclr_tsne')
-    model = load_model(cfg, args.checkpoint, 'cuda' if torch.cuda.is_available() else 'cpu')
+    cfg, logger, model = load_for_evaluation(args.config, args.checkpoint, args.cfg_options, 'mmsimclr_tsne')
     dataset = build_subset(eval_dataset_cfgs(cfg, args.data_root)[args.split], args.num, args.seed)
     feats, labels = extract_features(model, build_eval_loader(dataset, args.batch_size, args.workers),
                                      args.feature, True, logger, args.split)

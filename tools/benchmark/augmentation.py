@@ -19,8 +19,6 @@ when ``--cifar`` exists, else smooth noise with shapes.
     python tools/benchmark/augmentation.py [--num-images 64] [--rounds 5] [--threads 1]
 """
 import argparse
-import io
-import os
 import os.path as osp
 import statistics
 import sys

@@ -8,7 +8,6 @@ alternating the implementations.
     python tools/benchmark/lars.py [--depth 18 50] [--repeats 15] [--device auto]
 """
 import argparse
-import copy
 import os.path as osp
 import sys
 

@@ -16,7 +16,6 @@ image needed), saturation is ``cv2.addWeighted`` with the gray image, hue is an 
 channel (numpy-2 safe, see ``color_jitter.adjust_hue``). mmpretrain's ``ColorJitter`` goes through mmcv's float
 implementations and crashes on numpy 2 for negative hue shifts.
 """
-from typing import Optional
 
 import cv2
 import numpy as np

@@ -11,7 +11,7 @@ parameters come from ``sample_params`` (checked directly by the statistical test
 Pillow's bilinear, ``INTER_LINEAR`` when enlarging) and the flip is ``cv2.flip`` of the 224x224 result.
 """
 import math
-from typing import Optional, Sequence, Tuple, Union
+from typing import Sequence, Tuple, Union
 
 import cv2
 import numpy as np

@@ -21,7 +21,7 @@ Random parameters come from this module's own ``torch.Generator`` (seeded from `
 drawn on the CPU (a few hundred numbers) and moved to the device. ``sample_params`` exposes them to the tests.
 """
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
