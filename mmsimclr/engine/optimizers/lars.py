@@ -145,7 +145,7 @@ class LARS(Optimizer):
                 if self._fused_for(bucket[0]):  # the large ones in one run: their norms in one call each
                     large = [p for p in bucket if p.numel() >= self.fused_min_numel]
                     if large:
-                        self._update(group, large)
+                        self._update(group, large, fused=True)
                     bucket = [p for p in bucket if p.numel() < self.fused_min_numel]
                 for part in (_consecutive(bucket, block) if block else [bucket] if bucket else []):
                     self._update(group, part)
@@ -156,7 +156,8 @@ class LARS(Optimizer):
             return self.block_size
         return None if p.is_cuda else 262144
 
-    def _update(self, group: dict, params: List[torch.Tensor]) -> None:
+    def _update(self, group: dict, params: List[torch.Tensor], fused: bool = False) -> None:
+        """Update ``params`` (one run of one device and dtype); ``fused``: try the fused kernel on the large ones."""
         grads = [p.grad for p in params]
         lr, wd, mu = group['lr'], group['weight_decay'], group['momentum']
         damp, nesterov = group['dampening'], group['nesterov']
@@ -177,7 +178,7 @@ class LARS(Optimizer):
         # step v = d, i.e. no dampening (v starts at zero here, so "mu v" vanishes as well)
         scale_of = [(1.0 if f else 1.0 - damp) for f in fresh] if mu != 0 else []
 
-        if self._fused_for(params[0]):
+        if fused:
             done = self._update_fused(params, grads, bufs, steps, scale_of, lr, wd, mu, nesterov)
             if done:
                 rest = [i for i in range(len(params)) if i not in done]
@@ -207,12 +208,8 @@ class LARS(Optimizer):
 
     def _update_fused(self, params, grads, bufs, steps, scale_of, lr, wd, mu, nesterov) -> set:
         """Fused one-pass update of the large dense parameters; returns the indices it updated."""
-        big = []
-        for i, (p, g) in enumerate(zip(params, grads)):
-            tensors = [p, g] + ([bufs[i]] if mu != 0 else [])
-            dense = p.is_contiguous() or p.is_contiguous(memory_format=torch.channels_last)
-            if p.numel() >= self.fused_min_numel and dense and all(t.stride() == p.stride() for t in tensors):
-                big.append(i)
+        big = [i for i, (p, g) in enumerate(zip(params, grads))
+               if p.numel() >= self.fused_min_numel and _flattens_alike([p, g] + ([bufs[i]] if mu != 0 else []))]
         if not big:
             return set()
         # coef rows [mu, a, b] of v = mu v + a g + b w, built on the device (no host synchronisation)
@@ -293,6 +290,14 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
     return t.as_strided((t.numel(), ), (1, ), t.storage_offset())
 
 
+def _flattens_alike(tensors: List[torch.Tensor]) -> bool:
+    """True if the first tensor is dense (contiguous or channels-last) and all have its strides, so that their
+    ``_flat`` views line up element by element."""
+    p = tensors[0]
+    dense = p.is_contiguous() or p.is_contiguous(memory_format=torch.channels_last)
+    return dense and all(t.stride() == p.stride() for t in tensors)
+
+
 def _consecutive(params: List[torch.Tensor], block: int) -> Iterator[List[torch.Tensor]]:
     """Runs of consecutive parameters of at most ``block`` elements in all (a larger parameter alone): each run's
     norms are computed just before its update, so the update finds its tensors still in cache."""
@@ -313,9 +318,8 @@ def _split(params, grads, bufs, steps, scale_of, block: int) -> tuple:
     out = [[], [], [], [], []]
     for i, (p, g) in enumerate(zip(params, grads)):
         tensors = [p, g] + ([bufs[i]] if bufs else [])
-        dense = (p.is_contiguous() or p.is_contiguous(memory_format=torch.channels_last)) and \
-            all(t.stride() == p.stride() for t in tensors)
-        pieces = [_flat(t).split(block) for t in tensors] if dense and p.numel() > block else [[t] for t in tensors]
+        pieces = [_flat(t).split(block) for t in tensors] if p.numel() > block and _flattens_alike(tensors) \
+            else [[t] for t in tensors]
         out[0].extend(pieces[0])
         out[1].extend(pieces[1])
         if bufs:

@@ -131,34 +131,21 @@ def test_no_host_sync_during_step(monkeypatch, fused):
     opt.step()
 
 
-def test_channels_last_parameters_blocked():
-    """Blocks are slices in memory order; channels-last weights (and their grads/buffers) stay aligned."""
-    torch.manual_seed(5)
-    w = torch.randn(6, 4, 3, 3)
-    grads = [torch.randn(6, 4, 3, 3) for _ in range(3)]
+@pytest.mark.parametrize('shape, seed, options', [
+    ((6, 4, 3, 3), 5, dict(block_size=10)),  # blocks are slices in memory order
+    ((16, 8, 3, 3), 6, dict(fused=True, fused_min_numel=1)),  # the fused kernel runs over memory order
+], ids=['blocked', 'fused'])
+def test_channels_last_parameters(shape, seed, options):
+    """Channels-last weights (and their grads/buffers) stay aligned with their flat views: same update as
+    mmpretrain's on the contiguous twin, and the weights stay channels-last."""
+    torch.manual_seed(seed)
+    w = torch.randn(*shape)
+    grads = [torch.randn(*shape) for _ in range(3)]
     p_ref = nn.Parameter(w.clone())
     p_ours = nn.Parameter(w.clone().to(memory_format=torch.channels_last))
     ref = MMPretrainLARS([p_ref], lr=0.2, momentum=0.9, weight_decay=1e-4)
-    ours = LARS([p_ours], lr=0.2, momentum=0.9, weight_decay=1e-4, block_size=10)
+    ours = LARS([p_ours], lr=0.2, momentum=0.9, weight_decay=1e-4, **options)
     for g in grads:
-        p_ref.grad = g.clone()
-        p_ours.grad = g.clone().to(memory_format=torch.channels_last)
-        ref.step()
-        ours.step()
-    assert p_ours.is_contiguous(memory_format=torch.channels_last)
-    assert rel_diff(p_ours.detach(), p_ref.detach()) <= 1e-6
-
-
-def test_channels_last_parameters_fused():
-    """The fused kernel runs over memory order: channels-last weights, grads and buffers stay aligned."""
-    torch.manual_seed(6)
-    w = torch.randn(16, 8, 3, 3)
-    p_ref = nn.Parameter(w.clone())
-    p_ours = nn.Parameter(w.clone().to(memory_format=torch.channels_last))
-    ref = MMPretrainLARS([p_ref], lr=0.2, momentum=0.9, weight_decay=1e-4)
-    ours = LARS([p_ours], lr=0.2, momentum=0.9, weight_decay=1e-4, fused=True, fused_min_numel=1)
-    for _ in range(3):
-        g = torch.randn(16, 8, 3, 3)
         p_ref.grad = g.clone()
         p_ours.grad = g.clone().to(memory_format=torch.channels_last)
         ref.step()
