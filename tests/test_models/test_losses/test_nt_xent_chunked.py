@@ -123,7 +123,9 @@ def _worker(rank, world_size, port, z_global, chunk_size, queue):
         z = z_global[rank * m:(rank + 1) * m].clone().requires_grad_()
         loss = NTXentLoss(0.1, chunk_size=chunk_size)(z)
         (loss / world_size).backward()  # what DDP's gradient averaging does
-        queue.put((rank, loss.item(), z.grad))
+        # by value (numpy), not as a torch tensor: torch passes tensors through a queue as a file descriptor that
+        # the parent fetches from this process's resource sharer, which is gone if this process has exited by then
+        queue.put((rank, loss.item(), z.grad.numpy()))
     finally:
         torch.distributed.destroy_process_group()
 
@@ -148,7 +150,7 @@ def test_distributed_chunked_equals_single_process_global_batch():
         p.join(timeout=30)
         assert p.exitcode == 0
     mean_loss = sum(results[r][0] for r in range(world)) / world
-    grad = torch.cat([results[r][1] for r in range(world)])
+    grad = torch.cat([torch.from_numpy(results[r][1]) for r in range(world)])
     assert mean_loss == pytest.approx(ref_loss.item(), rel=1e-5)
     torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-7)
 
