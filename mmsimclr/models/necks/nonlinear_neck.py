@@ -1,12 +1,20 @@
 """SimCLR's projection head g(.) (paper Sec. 2.1): an MLP on the pooled backbone features.
 
-Structure ``fc-bn-[relu-fc-bn]`` with ``num_layers`` linear layers: ``fc0`` maps ``in_channels -> hid_channels``,
-middle layers ``hid -> hid``, the last ``hid -> out_channels``. Module names (``fc0``, ``bn0``, ``fc1``, ``bn1``...)
-and constructor arguments are those of mmpretrain's ``NonLinearNeck`` so that checkpoints load unchanged.
+Structure ``fc0-bn0-[relu-fc-bn]*``, the layout of mmpretrain's ``NonLinearNeck`` for every argument set, so that
+state dicts move between the two with ``strict=True`` and give the same outputs:
 
-Input: a 1-tuple holding ``(N, C, H, W)`` (pooled here when ``with_avg_pool``) or ``(N, C)``.
-Output: a 1-tuple holding ``(N, out_channels)``.
+- ``fc0``: ``in_channels -> hid_channels`` (bias: ``with_bias``), then ``bn0`` (always; ``norm_cfg`` as given);
+- ``fc1 .. fc{L-2}``: ``hid -> hid`` (bias: ``with_bias``), each followed by a ``bn``;
+- ``fc{L-1}`` (only when ``num_layers = L >= 2``): ``hid -> out_channels`` (bias: ``with_last_bias``), followed by
+  a ``bn`` only with ``with_last_bn`` (learnable affine only with ``with_last_bn_affine``).
+
+So ``with_last_bn``, ``with_last_bn_affine``, ``with_last_bias`` and ``out_channels`` describe the last of at least
+two layers; with ``num_layers=1`` the neck is ``fc0-bn0`` and outputs ``hid_channels`` features (as mmpretrain's).
+
+Input: a 1-tuple holding ``(N, C, H, W)`` (averaged over ``H, W`` when ``with_avg_pool``) or ``(N, C)``.
+Output: a 1-tuple holding ``(N, out_channels)`` (``(N, hid_channels)`` when ``num_layers == 1``).
 """
+import warnings
 from typing import List, Optional, Tuple, Union
 
 import torch
@@ -22,12 +30,13 @@ class NonLinearNeck(BaseModule):
     """Args:
         in_channels, hid_channels, out_channels (int): feature sizes.
         num_layers (int): number of linear layers (>= 1). Defaults to 2 (the paper's 2048-2048-128 head).
-        with_bias (bool): bias in all but the last linear layer. Defaults to False (a BN follows).
-        with_last_bn (bool): BN after the last linear layer. Defaults to True.
+        with_bias (bool): bias in every linear layer but the last of two or more. Defaults to False (a BN follows).
+        with_last_bn (bool): BN after the last linear layer (``num_layers >= 2``). Defaults to True.
         with_last_bn_affine (bool): learnable affine in that last BN. Defaults to True.
-        with_last_bias (bool): bias in the last linear layer. Defaults to False.
+        with_last_bias (bool): bias in the last linear layer (``num_layers >= 2``). Defaults to False.
         with_avg_pool (bool): global-average-pool a 4-D input first. Defaults to True.
-        norm_cfg (dict): normalisation layer. Defaults to ``GlobalBN`` (global batch statistics under DDP).
+        norm_cfg (dict): normalisation layer. Defaults to ``GlobalBN`` (global batch statistics under DDP; the same
+            state-dict keys as mmpretrain's default ``SyncBN``).
         init_cfg: defaults to BN weights = 1.
     """
 
@@ -46,28 +55,36 @@ class NonLinearNeck(BaseModule):
                      dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
                  ]) -> None:
         super().__init__(init_cfg)
-        if num_layers < 1:
-            raise ValueError(f'NonLinearNeck: num_layers must be >= 1, got {num_layers}')
+        if not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f'NonLinearNeck: num_layers must be an int >= 1, got {num_layers!r}')
+        if num_layers == 1 and out_channels != hid_channels:
+            warnings.warn(f'NonLinearNeck(num_layers=1) is fc0-bn0 and outputs hid_channels={hid_channels} '
+                          f'features (as mmpretrain\'s); out_channels={out_channels} is not used. Set '
+                          'hid_channels to the size you want, or num_layers >= 2.')
         self.in_channels = in_channels
         self.with_avg_pool = with_avg_pool
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1)) if with_avg_pool else None
         self.relu = nn.ReLU(inplace=True)
+        self.fc0 = nn.Linear(in_channels, hid_channels, bias=with_bias)
+        self.bn0 = build_norm_layer(norm_cfg, hid_channels)[1]
+        # the layers after the first, each a (linear, optional norm) pair, in order
         self.fc_names: List[str] = []
         self.bn_names: List[Optional[str]] = []
-        for i in range(num_layers):
+        for i in range(1, num_layers):
             last = i == num_layers - 1
-            c_in = in_channels if i == 0 else hid_channels
-            c_out = out_channels if last else hid_channels
-            self.add_module(f'fc{i}', nn.Linear(c_in, c_out, bias=with_last_bias if last else with_bias))
-            self.fc_names.append(f'fc{i}')
+            fc_name, bn_name = f'fc{i}', f'bn{i}'
+            self.add_module(fc_name, nn.Linear(hid_channels, out_channels if last else hid_channels,
+                                               bias=with_last_bias if last else with_bias))
+            self.fc_names.append(fc_name)
             if last and not with_last_bn:
                 self.bn_names.append(None)
                 continue
             cfg = dict(norm_cfg, affine=with_last_bn_affine) if last else dict(norm_cfg)
-            self.add_module(f'bn{i}', build_norm_layer(cfg, c_out)[1])
-            self.bn_names.append(f'bn{i}')
+            self.add_module(bn_name, build_norm_layer(cfg, out_channels if last else hid_channels)[1])
+            self.bn_names.append(bn_name)
 
     def forward(self, x: Tuple[torch.Tensor]) -> Tuple[torch.Tensor]:
+        """``(x, )`` -> ``(g(x), )``; see the module docstring for shapes."""
         if len(x) != 1:
             raise ValueError(f'NonLinearNeck takes the last backbone stage only (a 1-tuple), got {len(x)} tensors; '
                              'set backbone.out_indices=(3, )')
@@ -78,10 +95,9 @@ class NonLinearNeck(BaseModule):
         if x.shape[1] != self.in_channels:
             raise ValueError(f'NonLinearNeck: in_channels={self.in_channels} but the backbone gives {x.shape[1]} '
                              'channels; set model.neck.in_channels to match (2048 for ResNet-50, 512 for ResNet-18)')
-        for i, (fc_name, bn_name) in enumerate(zip(self.fc_names, self.bn_names)):
-            if i > 0:
-                x = self.relu(x)
-            x = getattr(self, fc_name)(x)
+        x = self.bn0(self.fc0(x))
+        for fc_name, bn_name in zip(self.fc_names, self.bn_names):
+            x = getattr(self, fc_name)(self.relu(x))
             if bn_name is not None:
                 x = getattr(self, bn_name)(x)
         return (x, )
