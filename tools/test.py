@@ -1,24 +1,39 @@
 """Evaluate a checkpoint with an mmsimclr config (e.g. a linear-evaluation config on the val set).
 
+CONFIG is a config file or the name of a config shipped with mmsimclr
+(``benchmarks/resnet50_simclr-200e-pre_8xb512-linear-coslr-90e_in1k``, with or without ``.py``), as with mim.
+
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...]
     bash tools/dist_test.sh CONFIG CHECKPOINT GPUS
 """
 import argparse
+import importlib.util
 import os
 import os.path as osp
 import sys
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmsimclr.utils import init_cpu_dist_if_needed, register_all_modules  # noqa: E402
+
+def _config_path():
+    """``mmsimclr.utils.config_path`` (standard library only). Loaded from its file unless mmsimclr is imported
+    already, so that a mistyped config is reported before torch, mmengine's runner and mmpretrain load (seconds)."""
+    if 'mmsimclr' in sys.modules:
+        from mmsimclr.utils import config_path
+        return config_path
+    package = importlib.util.find_spec('mmsimclr').submodule_search_locations[0]
+    spec = importlib.util.spec_from_file_location('_mmsimclr_config_path',
+                                                  osp.join(package, 'utils', 'config_path.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test a checkpoint with an mmsimclr config')
-    parser.add_argument('config', help='config file path')
+    parser.add_argument('config', help='config file, or the name of a config shipped with mmsimclr')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='where the evaluation log goes')
     parser.add_argument('--out', help='dump the metrics to this json file')
@@ -26,6 +41,10 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    args.config = _config_path().resolve_or_exit(args.config, parser.prog)  # before anything heavy is imported
+    if not osp.isfile(args.checkpoint):
+        parser.exit(2, f'{parser.prog}: error: checkpoint {args.checkpoint} does not exist (absolute: '
+                    f'{osp.abspath(args.checkpoint)})\n')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -33,11 +52,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    from mmengine.runner import Runner
+
+    from mmsimclr.utils import init_cpu_dist_if_needed, register_all_modules
     register_all_modules(init_default_scope=False)
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'Config file {args.config} does not exist')
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'Checkpoint {args.checkpoint} does not exist')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

@@ -1,28 +1,40 @@
 """Train a model from an mmsimclr config (SimCLR pretraining or linear evaluation).
 
+CONFIG is a config file or the name of a config shipped with mmsimclr (``simclr_r50_16xb256-coslr-200e_in1k``,
+``benchmarks/resnet50_simclr-200e-pre_8xb512-linear-coslr-90e_in1k``, with or without ``.py``), as with mim.
+
     python tools/train.py CONFIG [--work-dir DIR] [--resume [auto|PATH]] [--amp] [--channels-last] [--compile]
                                 [--cfg-options k=v ...]
     bash tools/dist_train.sh CONFIG GPUS [same options]     # torchrun; gloo CPU processes when there is no GPU
 """
 import argparse
+import importlib.util
 import os
 import os.path as osp
 import sys
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # runnable from a source checkout
 
-from mmsimclr.utils import init_cpu_dist_if_needed, register_all_modules  # noqa: E402
-from mmsimclr.utils.config_check import ConfigError, check_config  # noqa: E402
-from mmsimclr.utils.dist import exit_when_a_rank_is_lost  # noqa: E402
-from mmsimclr.utils.resume import find_resume_checkpoint  # noqa: E402
+
+def _config_path():
+    """``mmsimclr.utils.config_path`` (standard library only). Loaded from its file unless mmsimclr is imported
+    already, so that a mistyped config is reported before torch, mmengine's runner and mmpretrain load (seconds)."""
+    if 'mmsimclr' in sys.modules:
+        from mmsimclr.utils import config_path
+        return config_path
+    package = importlib.util.find_spec('mmsimclr').submodule_search_locations[0]
+    spec = importlib.util.spec_from_file_location('_mmsimclr_config_path',
+                                                  osp.join(package, 'utils', 'config_path.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train with an mmsimclr config')
-    parser.add_argument('config', help='config file path')
+    parser.add_argument('config', help='config file, or the name of a config shipped with mmsimclr')
     parser.add_argument('--work-dir', help='where logs and checkpoints go (default: work_dirs/<config name>)')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from the latest checkpoint in the work dir (no value or "auto") '
@@ -42,14 +54,18 @@ def parse_args(argv=None):
                         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    args.config = _config_path().resolve_or_exit(args.config, parser.prog)  # before anything heavy is imported
+    if args.resume not in (None, 'auto') and not osp.isfile(args.resume):
+        parser.exit(2, f'{parser.prog}: error: --resume {args.resume}: no such checkpoint (absolute: '
+                    f'{osp.abspath(args.resume)}); pass a checkpoint file, or --resume alone for the latest one in '
+                    'the work dir\n')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
 
 
 def build_config(args) -> Config:
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'Config file {args.config} does not exist')
+    """The config of ``args.config`` (a resolved file, see :func:`parse_args`) with the command-line options."""
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -76,14 +92,18 @@ def build_config(args) -> Config:
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
-        if not osp.isfile(args.resume):
-            raise FileNotFoundError(f'--resume {args.resume}: no such checkpoint')
         cfg.resume, cfg.load_from = True, args.resume
     return cfg
 
 
 def main(argv=None):
     args = parse_args(argv)
+    from mmengine.runner import Runner
+
+    from mmsimclr.utils import init_cpu_dist_if_needed, register_all_modules
+    from mmsimclr.utils.config_check import ConfigError, check_config
+    from mmsimclr.utils.dist import exit_when_a_rank_is_lost
+    from mmsimclr.utils.resume import find_resume_checkpoint
     register_all_modules(init_default_scope=False)
     cfg = build_config(args)
     try:  # before any work: unknown types, missing data, name/value contradictions, shape mismatches

@@ -76,11 +76,35 @@ def _names(registry: Registry) -> Iterator[str]:
 
 
 # ------------------------------------------------------------------------------------------------------------ data
+def shown_path(path: str) -> str:
+    """``path`` as configured and, when relative, the absolute path it means from the working directory
+    (``data/imagenet/ (absolute: /home/me/run/data/imagenet)``): a relative path alone hides where it was looked for."""
+    path = str(path)
+    return path if osp.isabs(path) or '://' in path else f'{path} (absolute: {osp.abspath(path)})'
+
+
 def _has_image(folder: str, suffixes) -> bool:
     for _, _, files in os.walk(folder, followlinks=True):
         if any(f.lower().endswith(suffixes) for f in files):
             return True
     return False
+
+
+def _fixed_classes(ds: dict, cls) -> Optional[int]:
+    """How many classes the dataset insists on (``metainfo.classes`` in the config, else the class's own, e.g.
+    ImageNet's 1000), or None when classes come from the data."""
+    meta = ds.get('metainfo') or {}
+    classes = meta.get('classes') if isinstance(meta, dict) else None
+    if classes is None and isinstance(cls, type):
+        classes = (getattr(cls, 'METAINFO', None) or {}).get('classes')
+    if isinstance(classes, str):  # a file of class names: counted by mmpretrain, not here
+        return None
+    return len(classes) if classes else None
+
+
+def _subfolders(folder: str) -> int:
+    with os.scandir(folder) as entries:
+        return sum(1 for e in entries if e.is_dir(follow_symlinks=True) and not e.name.startswith('.'))
 
 
 def _check_dataset(ds: dict, key: str) -> List[str]:
@@ -95,11 +119,13 @@ def _check_dataset(ds: dict, key: str) -> List[str]:
         return []
     problems = []
     if root and not osp.isdir(root):
-        return [f'{key}.data_root: folder {root} does not exist. Point it at your data with --cfg-options '
-                f'{key}.data_root=PATH.']
+        return [f'{key}.data_root: folder {shown_path(root)} does not exist. Point it at your data with '
+                f'--cfg-options {key}.data_root=PATH.']
     ann = ds.get('ann_file') or ''
     if ann and not osp.isfile(osp.join(root, ann)):
-        problems.append(f'{key}.ann_file: {osp.join(root, ann)} does not exist.')
+        problems.append(f'{key}.ann_file: {shown_path(osp.join(root, ann))} does not exist. Put the annotation '
+                        f'file there, or set --cfg-options {key}.ann_file=PATH (relative to data_root), or '
+                        f"{key}.ann_file='' to read the classes from the sub-folders of the image folder.")
     prefix = ds.get('data_prefix') or ''
     if isinstance(prefix, dict):
         prefix = prefix.get('img_path') or prefix.get('img') or ''
@@ -111,12 +137,35 @@ def _check_dataset(ds: dict, key: str) -> List[str]:
     folder = osp.join(root, prefix) if prefix else root
     if not folder:
         return problems
-    split_ann = ds.get('split') and osp.isfile(osp.join(root, 'meta', f'{ds["split"]}.txt'))
+    split_ann = osp.join(root, 'meta', f'{ds["split"]}.txt') if ds.get('split') else None
+    has_split_ann = split_ann is not None and osp.isfile(split_ann)
     if not osp.isdir(folder):
-        problems.append(f'{key}.data_prefix: image folder {folder} does not exist.')
-    elif not ann and not split_ann and not _has_image(folder, tuple(ds.get('extensions') or IMAGE_SUFFIXES)):
-        problems.append(f'{key}: image folder {folder} holds no images; expected {folder}/<class>/<image>.')
+        problems.append(f'{key}.data_prefix: image folder {shown_path(folder)} does not exist.')
+    elif not ann and not has_split_ann:
+        if not _has_image(folder, tuple(ds.get('extensions') or IMAGE_SUFFIXES)):
+            problems.append(f'{key}: image folder {shown_path(folder)} holds no images; expected '
+                            f'{folder}/<class>/<image>.')
+        elif ds.get('split') != 'test' and ds.get('with_label', True):
+            problems += _check_class_folders(ds, key, cls, folder, split_ann)
     return problems
+
+
+def _check_class_folders(ds: dict, key: str, cls, folder: str, split_ann: Optional[str]) -> List[str]:
+    """Without an annotation file, mmpretrain reads labels from the class sub-folders of ``folder`` and asserts
+    (after scanning every image) that there are as many as the dataset's fixed classes: check the count now."""
+    expected = _fixed_classes(ds, cls)
+    if expected is None:
+        return []
+    found = _subfolders(folder)
+    if found == expected:
+        return []
+    name = cls.__name__ if isinstance(cls, type) else str(ds.get('type'))
+    missing = f'{shown_path(split_ann)} does not exist, so' if split_ann else 'No ann_file is set, so'
+    return [f'{key}: {missing} {name} would read labels from the class sub-folders of {shown_path(folder)}, '
+            f'but it has {found} sub-folder(s) where {name} needs {expected}. Put the annotation list there '
+            f'({name} layout: one "<image path relative to the image folder> <label>" per line, e.g. '
+            f"meta/{ds.get('split') or 'train'}.txt from mmpretrain's ImageNet preparation), set "
+            f'{key}.ann_file, or use {key}.type=CustomDataset to take the classes from the folders.']
 
 
 def _dataset_class(name):

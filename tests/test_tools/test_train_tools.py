@@ -73,7 +73,58 @@ def test_dist_train_two_cpu_processes_then_resume(tiny_data, tmp_path):
     assert os.path.isfile(osp.join(work, 'epoch_2.pth'))
 
 
-def test_train_reports_missing_config():
-    proc = subprocess.run([sys.executable, 'tools/train.py', 'configs/nope.py'], cwd=ROOT, capture_output=True,
-                          text=True)
-    assert proc.returncode != 0 and 'configs/nope.py does not exist' in proc.stderr
+def test_mistyped_config_is_one_line_before_anything_heavy_is_imported(tmp_path):
+    """A typo in the config name: exit status 2 and one argparse-style line with the close names, reported before
+    torch, mmengine's runner or mmpretrain are imported (the script is run as ``python tools/train.py`` would)."""
+    script = ('import runpy, sys\n'
+              f'sys.argv = [{osp.join(ROOT, "tools", "train.py")!r}, "simclr_r50_16xb256-coslr-200e_in1.py"]\n'
+              'try:\n'
+              '    runpy.run_path(sys.argv[0], run_name="__main__")\n'
+              'finally:\n'
+              '    print("heavy:", sorted(m for m in ("torch", "mmpretrain", "mmengine.runner", "mmsimclr") '
+              'if m in sys.modules))\n')
+    proc = subprocess.run([sys.executable, '-c', script], cwd=str(tmp_path), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == (f'train.py: error: config simclr_r50_16xb256-coslr-200e_in1.py does not exist (absolute: '
+                           f'{tmp_path}/simclr_r50_16xb256-coslr-200e_in1.py). Did you mean '
+                           'simclr_r50_16xb256-coslr-200e_in1k, simclr_r50_16xb256-coslr-800e_in1k? '
+                           '(packaged config names work as they are)\n')
+    assert proc.stdout.strip() == 'heavy: []'
+
+
+@pytest.mark.parametrize('typed', ['simclr_r18_1xb16-coslr-2e_tiny', 'simclr_r18_1xb16-coslr-2e_tiny.py',
+                                   'configs/simclr_r18_1xb16-coslr-2e_tiny.py'])
+def test_train_accepts_a_packaged_config_by_name(typed, tmp_path, monkeypatch):
+    from tools.train import build_config, parse_args
+    monkeypatch.chdir(tmp_path)  # not the repository: the name is looked up in the packaged configs
+    args = parse_args([typed])
+    assert args.config == TINY
+    assert build_config(args).work_dir == osp.join('work_dirs', 'simclr_r18_1xb16-coslr-2e_tiny')
+
+
+def test_test_tool_accepts_a_benchmark_name_and_names_a_missing_checkpoint(tmp_path, monkeypatch, capsys):
+    from tools.test import parse_args
+    monkeypatch.chdir(tmp_path)
+    ckpt = tmp_path / 'linear.pth'
+    ckpt.write_bytes(b'')
+    args = parse_args(['benchmarks/resnet50_simclr-200e-pre_8xb512-linear-coslr-90e_in1k', str(ckpt)])
+    assert args.config == osp.join(ROOT, 'configs', 'benchmarks',
+                                   'resnet50_simclr-200e-pre_8xb512-linear-coslr-90e_in1k.py')
+    with pytest.raises(SystemExit) as info:
+        parse_args([args.config, 'nope.pth'])
+    assert info.value.code == 2
+    err = capsys.readouterr().err  # '<prog>: error: ...', prog being test.py when run as a script
+    assert err.endswith(f': error: checkpoint nope.pth does not exist (absolute: {tmp_path}/nope.pth)\n')
+    assert err.count('\n') == 1
+
+
+def test_train_names_a_missing_resume_checkpoint(tmp_path, monkeypatch, capsys):
+    from tools.train import parse_args
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        parse_args([TINY, '--resume', 'work_dirs/x/epoch_3.pth'])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert (f': error: --resume work_dirs/x/epoch_3.pth: no such checkpoint (absolute: '
+            f'{tmp_path}/work_dirs/x/epoch_3.pth)') in err and err.count('\n') == 1

@@ -5,8 +5,8 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from mmsimclr.utils.config_check import (ConfigError, check_config, check_model, check_name, check_types,
-                                         name_values)
+from mmsimclr.utils.config_check import (ConfigError, check_config, check_data, check_model, check_name,
+                                         check_types, name_values)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = osp.join(ROOT, 'configs', 'simclr_r18_1xb16-coslr-2e_tiny.py')
@@ -80,3 +80,66 @@ def test_train_tool_stops_before_any_work(tiny_data, tmp_path):
               'model.neck.type=NonLinearNek', 'model.head.temperature=-1'])
     assert 'Config error' in str(info.value) and 'model.neck.type' in str(info.value)
     assert not work.exists()
+
+
+# ---------------------------------------------------------------------------------------------- ImageNet layout
+IN1K = osp.join(ROOT, 'configs', 'simclr_r50_16xb256-coslr-200e_in1k.py')
+
+
+def _imagenet_folder(root, classes=('n01440764', 'n01443537')):
+    """``root/train/<synset>/x.JPEG`` (one 8x8 image per class), no ``meta/``."""
+    import numpy as np
+    from PIL import Image
+    for name in classes:
+        (root / 'train' / name).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / 'train' / name / 'x.JPEG')
+    return root
+
+
+def test_imagenet_without_meta_list_is_caught_before_mmpretrain_asserts(tmp_path):
+    from mmpretrain.datasets import ImageNet
+    root = _imagenet_folder(tmp_path / 'imagenet')
+    cfg = Config.fromfile(IN1K)
+    cfg.train_dataloader.dataset.data_root = str(root)
+    # what happens without the check: mmpretrain scans every image, then asserts on the class count
+    with pytest.raises(AssertionError, match=r'number of subfolders \(2\)'):
+        ImageNet(data_root=str(root), split='train')
+    problems = check_data(cfg)
+    assert len(problems) == 1, problems
+    msg = problems[0]
+    assert msg.startswith('train_dataloader.dataset: ')
+    assert str(root / 'meta' / 'train.txt') in msg and 'does not exist' in msg
+    assert 'has 2 sub-folder(s) where ImageNet needs 1000' in msg
+    assert 'train_dataloader.dataset.ann_file' in msg and 'CustomDataset' in msg
+
+    # with the annotation list in place, the check passes and mmpretrain reads it
+    (root / 'meta').mkdir()
+    (root / 'meta' / 'train.txt').write_text('n01440764/x.JPEG 0\nn01443537/x.JPEG 1\n')
+    assert check_data(cfg) == []
+    assert len(ImageNet(data_root=str(root), split='train')) == 2
+
+
+def test_missing_ann_file_is_named_with_its_absolute_path_and_the_fix(tmp_path, monkeypatch):
+    _imagenet_folder(tmp_path / 'data' / 'imagenet')
+    monkeypatch.chdir(tmp_path)
+    cfg = Config.fromfile(IN1K)  # data_root='data/imagenet/', relative to the working directory
+    cfg.train_dataloader.dataset.ann_file = 'meta/train_subset.txt'
+    problems = check_data(cfg)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith('train_dataloader.dataset.ann_file: data/imagenet/meta/train_subset.txt '
+                                  f'(absolute: {tmp_path}/data/imagenet/meta/train_subset.txt) does not exist.')
+    assert '--cfg-options train_dataloader.dataset.ann_file=PATH' in problems[0]
+
+
+def test_relative_data_root_is_shown_with_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = Config.fromfile(IN1K)
+    problems = check_data(cfg)
+    assert problems == [f'train_dataloader.dataset.data_root: folder data/imagenet/ (absolute: '
+                        f'{tmp_path}/data/imagenet) does not exist. Point it at your data with --cfg-options '
+                        'train_dataloader.dataset.data_root=PATH.']
+
+
+def test_folder_dataset_without_fixed_classes_needs_no_annotation(tiny_cfg):
+    # the tiny config's CustomDataset takes its classes from the folders: any number of them is fine
+    assert check_data(tiny_cfg) == []
