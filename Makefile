@@ -7,9 +7,24 @@ STAMP := $(VENV)/.mmsimclr-installed
 # tools/demo.py into work_dirs/); the shared copy is used when present, otherwise CIFAR-10 is downloaded
 DATA ?= $(wildcard ../shared/data/cifar10-jpeg.tar.gz)
 
-.PHONY: setup test test-fast demo clean
+# A second environment for the numpy-1 line: numpy 1.26 in its own venv, everything else taken from $(VENV)
+# (wheels built against numpy 2 run on numpy 1.x); the checkpoint tests run in both
+NP1_VENV ?= .venv-numpy1
+NP1_PY := $(NP1_VENV)/bin/python
+NP1_STAMP := $(NP1_VENV)/.mmsimclr-installed
+
+.PHONY: setup setup-numpy1 test test-fast test-numpy1 demo clean
 
 setup: $(STAMP)
+
+setup-numpy1: $(NP1_STAMP)
+
+$(NP1_STAMP): $(STAMP)
+	$(PYTHON) -m venv $(NP1_VENV)
+	$(NP1_PY) -m pip install -q numpy==1.26.4
+	echo "import site; site.addsitedir('$$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")')" \
+		> "$$($(NP1_PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/mmsimclr_base_venv.pth"
+	touch $@
 
 $(STAMP): setup.py setup.cfg requirements/runtime.txt requirements/torch.txt requirements/tests.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +34,12 @@ $(STAMP): setup.py setup.cfg requirements/runtime.txt requirements/torch.txt req
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-test: setup
+test: setup setup-numpy1
 	$(PY) -m pytest -q tests
+	$(NP1_PY) -m pytest -q -m checkpoint tests
+
+test-numpy1: setup-numpy1
+	$(NP1_PY) -m pytest -q -m checkpoint tests
 
 test-fast: setup
 	$(PY) -m pytest -q tests -m "not slow"
@@ -29,4 +48,4 @@ demo: setup
 	$(PY) tools/demo.py $(if $(DATA),--data $(DATA))
 
 clean:
-	rm -rf $(VENV) work_dirs
+	rm -rf $(VENV) $(NP1_VENV) work_dirs

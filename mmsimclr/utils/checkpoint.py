@@ -10,8 +10,10 @@ Instead we register a local-file loader with mmengine's ``CheckpointLoader`` (it
 ``weights_only=True`` and allows exactly the extra, data-only types those checkpoints contain. A checkpoint that
 pickles anything else (a function, a class with a custom ``__reduce__``) is refused with an error naming the file.
 """
+import importlib
 import os.path as osp
 import pickle
+import re
 from typing import List
 
 import numpy as np
@@ -21,10 +23,22 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 
 def _numpy_globals() -> List:
-    allowed = [np.ndarray, np.dtype]
-    multiarray = getattr(np, '_core', None)
-    multiarray = multiarray.multiarray if multiarray is not None else np.core.multiarray
-    allowed += [multiarray._reconstruct, multiarray.scalar]
+    """numpy's data-only pickle globals, under both module spellings.
+
+    numpy 2 renamed ``numpy.core`` to ``numpy._core``; a pickle names the module of the numpy that *wrote* it. The
+    published OpenMMLab checkpoints (numpy 1.x) say ``numpy.core.multiarray._reconstruct`` / ``.scalar``, a file
+    written today says ``numpy._core.multiarray...``. Both names are mapped to the running numpy's functions (the
+    same objects numpy's own unpickling shims resolve them to), so files from either numpy line load under the
+    other without importing the deprecated ``numpy.core`` alias.
+    """
+    # numpy 2 has the real module at numpy._core.multiarray; numpy 1.26 has it at numpy.core.multiarray (its
+    # numpy._core.multiarray is a shim that only exists once imported, hence import_module, not getattr)
+    multiarray = importlib.import_module('numpy._core.multiarray' if int(np.__version__.split('.')[0]) >= 2
+                                         else 'numpy.core.multiarray')
+    allowed: List = [np.ndarray, np.dtype]
+    for func in ('_reconstruct', 'scalar'):
+        for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+            allowed.append((getattr(multiarray, func), f'{module}.{func}'))
     # numpy >= 1.25 pickles dtypes through their classes in numpy.dtypes
     dtypes = getattr(np, 'dtypes', None)
     if dtypes is not None:
@@ -57,24 +71,52 @@ class CorruptCheckpointError(RuntimeError):
     """A checkpoint file is empty, truncated or otherwise not a readable torch file."""
 
 
+def _refused_what(error: Exception) -> str:
+    """The refused global (``os.system``, ``builtins.eval``...) as named in torch's weights-only error."""
+    text = str(error)
+    match = (re.search(r'GLOBAL ([\w.]+)', text) or re.search(r'but got (<[^>]+>)', text)
+             or re.search(r'(Unsupported operand [^\n.]+)', text))
+    return match.group(1) if match else (text.strip().splitlines() or ['unknown'])[-1][:200]
+
+
+#: ``state_dict`` entries that mmengine < 0.3 saved but today's models hold as non-persistent buffers: the image
+#: normalisation of ``ImgDataPreprocessor`` (mmengine 0.10 registers ``mean``/``std`` with ``persistent=False``).
+#: Every published OpenMMLab SimCLR checkpoint has them; they are dropped on load instead of warned about.
+STALE_BUFFERS = ('data_preprocessor.mean', 'data_preprocessor.std')
+
+
+def drop_stale_buffers(checkpoint):
+    """Remove :data:`STALE_BUFFERS` from ``checkpoint['state_dict']`` (in place; returns the checkpoint)."""
+    state_dict = checkpoint.get('state_dict') if isinstance(checkpoint, dict) else None
+    if isinstance(state_dict, dict):
+        for key in STALE_BUFFERS:
+            state_dict.pop(key, None)
+    return checkpoint
+
+
 def safe_torch_load(f, map_location=None, name: str = None):
     """``torch.load(f, weights_only=True)`` with mmengine's data-only types allowed.
 
+    Reads the zip format and the legacy (``_use_new_zipfile_serialization=False``) one, files pickled under numpy 1
+    or numpy 2, and drops the :data:`STALE_BUFFERS` that old mmengine versions saved.
+
     Raises:
-        UnsafeCheckpointError: the file pickles a callable or another type that is not allowed.
+        UnsafeCheckpointError: the file pickles a callable or another type that is not allowed (the message names
+            the file and the refused global).
         CorruptCheckpointError: the file is empty, truncated or not a torch file.
     """
     name = name or str(f)
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(f, map_location=map_location, weights_only=True)
+            return drop_stale_buffers(torch.load(f, map_location=map_location, weights_only=True))
     except Exception as e:  # torch raises UnpicklingError (message names the global) for refused types
         if 'Weights only load failed' in str(e) or isinstance(e, pickle.UnpicklingError):
+            refused = _refused_what(e)
             raise UnsafeCheckpointError(
-                f'Refused to load checkpoint {name}: it contains pickled objects that are not plain weights, and '
-                'loading it could execute code. If you trust the file, convert it once with '
+                f'Refused to load checkpoint {name}: it pickles {refused}, which is not plain weights, and loading '
+                'it could execute code. If you trust the file, convert it once with '
                 "torch.save(torch.load(path, weights_only=False)['state_dict'], new_path) and load new_path. "
-                f'Details: {str(e).splitlines()[0]}') from e
+                f'Details: refused global {refused}') from e
         if isinstance(e, (EOFError, RuntimeError)) and not isinstance(e, UnsafeCheckpointError):
             detail = (str(e).splitlines() or ['empty file'])[0]
             raise CorruptCheckpointError(

@@ -8,6 +8,8 @@ import torch
 
 from mmsimclr.utils.checkpoint import UnsafeCheckpointError
 
+pytestmark = pytest.mark.checkpoint
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = osp.join(ROOT, 'configs', 'simclr_r18_1xb16-coslr-2e_tiny.py')
 
