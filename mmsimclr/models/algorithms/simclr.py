@@ -2,10 +2,23 @@
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
+from mmengine.registry import DefaultScope
+from mmpretrain.models.heads import ContrastiveHead as MMPretrainContrastiveHead
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
+from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from mmpretrain.structures import DataSample
 
 from mmsimclr.registry import MODELS
+
+
+def _build_in_mmsimclr_scope(cfg: Optional[Union[dict, torch.nn.Module]]) -> Optional[torch.nn.Module]:
+    """Build a config with ``mmsimclr`` as the default scope, whatever the caller's: names that mmsimclr and
+    mmpretrain both register (``NonLinearNeck``, ``ContrastiveHead``) give mmsimclr's class, every other mmpretrain
+    name still resolves (mmsimclr's registries are children of mmpretrain's), and an explicit ``scope.Type`` wins."""
+    if cfg is None or isinstance(cfg, torch.nn.Module):
+        return cfg
+    with DefaultScope.overwrite_default_scope('mmsimclr'):
+        return MODELS.build(cfg)
 
 
 @MODELS.register_module()
@@ -21,13 +34,37 @@ class SimCLR(BaseSelfSupervisor):
       and feature extraction use (mmpretrain's self-supervised models raise ``Invalid mode "predict"``).
 
     Args: as mmpretrain's ``BaseSelfSupervisor`` (``backbone``, ``neck``, ``head``, ``data_preprocessor``,
-    ``init_cfg``), so mmpretrain's SimCLR configs and checkpoints work unchanged, plus
+    ``init_cfg``), so mmpretrain's SimCLR configs and checkpoints work unchanged. ``neck``, ``head`` and
+    ``data_preprocessor`` configs are built in the ``mmsimclr`` scope whatever the default scope (none,
+    ``'mmpretrain'`` or ``'mmsimclr'``), so ``type='NonLinearNeck'`` / ``'ContrastiveHead'`` are mmsimclr's; the
+    backbone is built in the caller's scope, as mmpretrain does. ``head`` must accept ``loss(z, num_views=V)``
+    (mmsimclr's ``ContrastiveHead`` does; mmpretrain's is refused with an explanation). Plus
         channels_last (bool): keep weights and activations in ``torch.channels_last`` (NHWC) memory format, which
             convolutions run faster in on tensor cores and with oneDNN; values are unchanged. Defaults to False.
     """
 
-    def __init__(self, *args, channels_last: bool = False, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self,
+                 backbone: dict,
+                 neck: Optional[dict] = None,
+                 head: Optional[dict] = None,
+                 *args,
+                 data_preprocessor: Optional[Union[dict, torch.nn.Module]] = None,
+                 channels_last: bool = False,
+                 **kwargs) -> None:
+        # built in mmpretrain's order (data preprocessor, backbone, neck, head), so that a seed gives the same
+        # initial weights as mmpretrain's SimCLR
+        if data_preprocessor is None or isinstance(data_preprocessor, dict):
+            data_preprocessor = dict(data_preprocessor or {})
+            data_preprocessor.setdefault('type', 'SelfSupDataPreprocessor')  # mmpretrain's default
+        data_preprocessor = _build_in_mmsimclr_scope(data_preprocessor)
+        if isinstance(backbone, dict):
+            backbone = MMPRETRAIN_MODELS.build(backbone)  # the caller's scope, as mmpretrain
+        neck, head = _build_in_mmsimclr_scope(neck), _build_in_mmsimclr_scope(head)
+        if isinstance(head, MMPretrainContrastiveHead):
+            raise TypeError("SimCLR: head is mmpretrain's ContrastiveHead, whose loss(pos, neg) cannot take SimCLR's "
+                            "views; use type='ContrastiveHead' (built from mmsimclr whatever the default scope) or "
+                            "'mmsimclr.ContrastiveHead', or mmpretrain.models.SimCLR for mmpretrain's parts")
+        super().__init__(backbone, neck, head, *args, data_preprocessor=data_preprocessor, **kwargs)
         self.channels_last = channels_last
         if channels_last:
             self.to(memory_format=torch.channels_last)  # 4-D weights; a conv's output follows its weight

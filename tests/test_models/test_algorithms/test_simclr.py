@@ -1,12 +1,17 @@
 """SimCLR against mmpretrain's: same state-dict layout, same loss, same features."""
+import copy
 import os.path as osp
+from collections import OrderedDict
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import DefaultScope
 from mmpretrain.models import SimCLR as MMPretrainSimCLR
+from mmpretrain.models.utils import SelfSupDataPreprocessor
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+from mmpretrain.structures import DataSample
 
 from mmsimclr.models import SimCLR
 from mmsimclr.registry import MODELS
@@ -75,6 +80,112 @@ def test_loss_needs_two_views(both_models):
 
 def test_mmpretrain_config_spelling_of_the_loss_is_accepted():
     head = MODELS.build(dict(type='ContrastiveHead', loss=dict(type='CrossEntropyLoss'), temperature=0.2))
-    assert head.loss_module.temperature == 0.2
+    assert head.multiview_loss.temperature == 0.2
     z = torch.randn(8, 16)
     assert torch.isfinite(head.loss(z, num_views=2))
+
+
+# A narrow ResNet-18 SimCLR written as mmpretrain's unit test writes it: unprefixed names, mmpretrain's loss spelling.
+TINY_BACKBONE = dict(type='ResNet', depth=18, stem_channels=8, base_channels=8, norm_cfg=dict(type='BN'))
+TINY_NECK = dict(type='NonLinearNeck', in_channels=64, hid_channels=16, out_channels=8, num_layers=2,
+                 with_avg_pool=True, norm_cfg=dict(type='BN1d'))
+TINY_HEAD = dict(type='ContrastiveHead', loss=dict(type='CrossEntropyLoss'), temperature=0.1)
+MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+
+
+def tiny_kwargs(**overrides):
+    kwargs = dict(backbone=TINY_BACKBONE, neck=TINY_NECK, head=TINY_HEAD,
+                  data_preprocessor=dict(mean=MEAN, std=STD, to_rgb=True))
+    kwargs.update(overrides)
+    return copy.deepcopy(kwargs)
+
+
+@pytest.fixture(params=[None, 'mmpretrain', 'mmsimclr'], ids=['no-scope', 'mmpretrain-scope', 'mmsimclr-scope'])
+def default_scope(request, monkeypatch):
+    """The default scope for one test (``None``: none at all); the session's scopes come back afterwards."""
+    monkeypatch.setattr(DefaultScope, '_instance_dict', OrderedDict())
+    if request.param is not None:
+        DefaultScope.get_instance(f'test-simclr-{request.param}', scope_name=request.param)
+    return request.param
+
+
+def views(n=4, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8) for _ in range(2)]
+
+
+def test_parts_are_ours_whatever_the_default_scope(default_scope):
+    """mmpretrain's way of building (the class called with unprefixed part names) and a registry build by the
+    prefixed name both give mmsimclr's neck and head, and the loss is mmpretrain SimCLR's for the same weights."""
+    from mmsimclr.models.heads import ContrastiveHead
+    from mmsimclr.models.necks import NonLinearNeck
+    direct = SimCLR(**tiny_kwargs())
+    by_name = MMPRETRAIN_MODELS.build(dict(type='mmsimclr.SimCLR', **tiny_kwargs()))
+    for model in (direct, by_name):
+        assert type(model) is SimCLR
+        assert type(model.neck) is NonLinearNeck and type(model.head) is ContrastiveHead
+        assert type(model.data_preprocessor) is SelfSupDataPreprocessor  # mmpretrain's default type
+
+    ref = MMPretrainSimCLR(**tiny_kwargs(neck=dict(TINY_NECK, type='mmpretrain.NonLinearNeck'),
+                                         head=dict(TINY_HEAD, type='mmpretrain.ContrastiveHead')))
+    direct.load_state_dict(ref.state_dict(), strict=True)
+    data = dict(inputs=views(), data_samples=[DataSample() for _ in range(4)])
+    got = direct(**direct.data_preprocessor(copy.deepcopy(data), True), mode='loss')['loss']
+    expected = ref(**ref.data_preprocessor(copy.deepcopy(data), True), mode='loss')['loss']
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_same_initial_weights_as_mmpretrain_for_a_seed():
+    """Parts are built in mmpretrain's order, so a seed gives mmpretrain SimCLR's initial weights."""
+    torch.manual_seed(5)
+    ours = SimCLR(**tiny_kwargs())
+    torch.manual_seed(5)
+    ref = MMPretrainSimCLR(**tiny_kwargs(neck=dict(TINY_NECK, type='mmpretrain.NonLinearNeck'),
+                                         head=dict(TINY_HEAD, type='mmpretrain.ContrastiveHead')))
+    ref_state = ref.state_dict()
+    assert list(ours.state_dict()) == list(ref_state)
+    for key, value in ours.state_dict().items():
+        assert torch.equal(value, ref_state[key]), key
+
+
+def test_explicit_scopes_are_honoured():
+    neck = SimCLR(**tiny_kwargs(neck=dict(TINY_NECK, type='mmpretrain.NonLinearNeck'))).neck
+    assert type(neck) is MMPRETRAIN_MODELS.get('NonLinearNeck')
+    with pytest.raises(TypeError, match="mmpretrain's ContrastiveHead.*mmsimclr.ContrastiveHead"):
+        SimCLR(**tiny_kwargs(head=dict(TINY_HEAD, type='mmpretrain.ContrastiveHead')))
+
+
+def test_data_preprocessor_path():
+    """The SelfSupDataPreprocessor path: each view BGR -> RGB, then (x - mean) / std, as float; views stay a list."""
+    model = SimCLR(**tiny_kwargs())
+    raw = views(n=3, size=16, seed=4)
+    out = model.data_preprocessor(dict(inputs=[v.clone() for v in raw], data_samples=None), True)
+    assert isinstance(out['inputs'], list) and len(out['inputs']) == 2
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+    for got, view in zip(out['inputs'], raw):
+        expected = (view.flip(1).float() - mean) / std
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-5)
+    # train_step runs the preprocessor, the loss, and one optimizer step
+    from mmengine.optim import OptimWrapper
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    before = model.backbone.conv1.weight.detach().clone()
+    log = model.train_step(dict(inputs=[v.clone() for v in raw], data_samples=None), wrapper)
+    assert torch.isfinite(log['loss']) and not torch.equal(model.backbone.conv1.weight, before)
+
+
+def test_forward_modes_on_a_tiny_network():
+    model = SimCLR(**tiny_kwargs()).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        feats = model(x, mode='tensor')
+        assert isinstance(feats, tuple) and feats[-1].shape == (2, 64, 1, 1)
+        assert torch.equal(model([x, x.flip(0)], mode='tensor')[-1], feats[-1])  # a list of views: the first
+        samples = model(x, mode='predict')
+        assert [s.feat.shape for s in samples] == [(64, ), (64, )]
+        assert [s.proj.shape for s in samples] == [(8, ), (8, )]
+        torch.testing.assert_close(torch.stack([s.feat for s in samples]), feats[-1].flatten(1))
+        torch.testing.assert_close(torch.stack([s.proj for s in samples]), model.neck((feats[-1], ))[0])
+    model.train()
+    loss = model([x, x + 0.1 * torch.randn_like(x)], mode='loss')
+    assert set(loss) == {'loss'} and loss['loss'].ndim == 0 and torch.isfinite(loss['loss'])
