@@ -23,21 +23,49 @@ def _mmcv_requirement():
     return [f'mmcv=={version}']
 
 
-def _add_mim_resources():
-    """Ship configs/ and model_zoo.yml inside the package (mmsimclr/.mim) for non-editable installs, so that
-    ``get_model('<zoo name>')`` finds them without the source tree (an editable install reads them in place)."""
-    target = osp.join(HERE, 'mmsimclr', '.mim')
-    if any('develop' in a or 'editable' in a for a in sys.argv):
-        return
-    shutil.rmtree(target, ignore_errors=True)
+#: What ``mmsimclr/.mim`` holds, as OpenMMLab's ``mim`` expects it (``mim search``: ``.mim/model-index.yml``;
+#: ``mim train`` / ``mim test``: ``.mim/tools/{train,test}.py``; ``mim download``: ``.mim/<Config of the metafile>``).
+#: ``model-index.yml`` only imports ``model_zoo.yml``, the one metafile.
+MIM_RESOURCES = ('configs', 'tools', 'model_zoo.yml', 'model-index.yml')
+
+
+def _is_editable(argv):
+    """``pip install -e .`` runs setup.py with ``editable_wheel`` (PEP 660); older tools run ``develop``."""
+    return any('develop' in a or 'editable' in a for a in argv)
+
+
+def add_mim_resources(root=HERE, editable=None):
+    """Fill ``<root>/mmsimclr/.mim`` with MIM_RESOURCES from ``root``.
+
+    Regular install: copies, shipped in the package (so ``get_model('<zoo name>')``, the tools' config names and
+    ``mim`` work without the source tree). Editable install: relative symbolic links to the checkout's files, so
+    nothing is duplicated and edits show at once (copies where the file system refuses links).
+    """
+    editable = _is_editable(sys.argv) if editable is None else editable
+    target = osp.join(root, 'mmsimclr', '.mim')
+    if osp.islink(target):
+        os.remove(target)
+    shutil.rmtree(target, ignore_errors=True)  # links inside are removed, never what they point to
     os.makedirs(target)
-    shutil.copytree(osp.join(HERE, 'configs'), osp.join(target, 'configs'))
-    shutil.copy(osp.join(HERE, 'model_zoo.yml'), target)
+    for name in MIM_RESOURCES:
+        source, dest = osp.join(root, name), osp.join(target, name)
+        if editable:
+            try:
+                os.symlink(osp.relpath(source, target), dest, target_is_directory=osp.isdir(source))
+                continue
+            except OSError:  # e.g. Windows without the privilege to create links
+                pass
+        if osp.isdir(source):
+            shutil.copytree(source, dest, ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+        else:
+            shutil.copy(source, dest)
 
 
-_add_mim_resources()
-setup(package_data={'mmsimclr': ['.mim/model_zoo.yml', '.mim/configs/*.py', '.mim/configs/*/*.py',
-                                 '.mim/configs/*/*/*.py']},
-      install_requires=[
-    'torch>=2.0', 'torchvision', 'mmengine==0.10.7', 'mmpretrain==1.2.0', 'numpy', 'opencv-python', 'pillow'
-] + _mmcv_requirement())
+if __name__ == '__main__':  # setuptools' build backend runs this file as __main__; tests import the helpers
+    add_mim_resources()
+    setup(package_data={'mmsimclr': ['.mim/model_zoo.yml', '.mim/model-index.yml', '.mim/configs/*.py',
+                                     '.mim/configs/*/*.py', '.mim/configs/*/*/*.py', '.mim/tools/*.py',
+                                     '.mim/tools/*.sh', '.mim/tools/*/*.py']},
+          install_requires=[
+        'torch>=2.0', 'torchvision', 'mmengine==0.10.7', 'mmpretrain==1.2.0', 'numpy', 'opencv-python', 'pillow'
+    ] + _mmcv_requirement())
