@@ -5,6 +5,11 @@ without one (SimCLR pretraining) get the same evaluation transform, :data:`DEFAU
 
 Colour convention (OpenMMLab's): numpy arrays are BGR, as ``cv2.imread``/``mmcv.imread`` return them; PIL images
 are converted from their own mode. Grayscale arrays are replicated to three channels.
+
+A file that cannot be read is reported as training's loader (``LoadImageColor``) reports it: a
+:class:`~mmsimclr.datasets.transforms.load_image_color.BadImageError` that names the file and the reason -- an empty
+file, a JPEG cut off before its end-of-image marker, or anything the pipeline's loader fails on (OpenCV's bare
+``!buf.empty()`` among them).
 """
 import os
 import os.path as osp
@@ -46,8 +51,7 @@ class ImagePreparer:
         steps = eval_pipeline_cfg(cfg)
         loaders = [s for s in steps if _is_loader(s)]
         rest = [TRANSFORMS.build(s) for s in steps if not _is_loader(s)]
-        load = TRANSFORMS.build(loaders[0]) if loaders else TRANSFORMS.build(DEFAULT_EVAL_PIPELINE[0])
-        self.from_path: Callable = Compose([load] + rest)
+        self.load: Callable = TRANSFORMS.build(loaders[0] if loaders else DEFAULT_EVAL_PIPELINE[0])
         self.from_array: Callable = Compose(rest)
 
     def __call__(self, image: ImageLike) -> dict:
@@ -55,9 +59,34 @@ class ImagePreparer:
             path = os.fspath(image)
             if not osp.isfile(path):
                 raise FileNotFoundError(f'Image {path} does not exist')
-            return self.from_path(dict(img_path=path))
+            return self._load(path)
         array = to_bgr_array(image)
         return self.from_array(dict(img=array, img_shape=array.shape[:2], ori_shape=array.shape[:2]))
+
+    def _load(self, path: str) -> dict:
+        """The pipeline on a file; a failure to *read* it (not of the later steps) becomes a :class:`BadImageError`
+        naming the file."""
+        from mmsimclr.datasets.transforms.load_image_color import BadImageError, jpeg_is_truncated
+        with open(path, 'rb') as f:
+            data = f.read()
+        reason, cause = None, None
+        if not data:
+            reason = 'the file is empty (0 bytes)'
+        elif jpeg_is_truncated(data):
+            reason = 'truncated JPEG (no end-of-image marker)'
+        else:
+            try:
+                loaded = self.load(dict(img_path=path))
+            except Exception as e:  # the loader's own error rarely names the file (cv2: "!buf.empty()")
+                reason = f'{type(e).__name__}: {str(e).strip() or "cannot decode"}'
+                cause = e
+            else:
+                if loaded is not None:
+                    return self.from_array(loaded)
+                reason = 'its loader could not decode it'  # e.g. LoadImageColor(on_bad_image='skip')
+        error = BadImageError(f'Cannot read image {path}: {reason}. Remove or replace the file.')
+        error.path, error.reason = path, reason
+        raise error from cause
 
 
 def to_bgr_array(image) -> np.ndarray:

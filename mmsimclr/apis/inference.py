@@ -4,8 +4,13 @@
   ``pred_class`` (class name, e.g. from ImageNet; None when unknown) and ``pred_scores`` (all probabilities).
 - Pretraining-only models (SimCLR) give their representation instead: ``feat`` (pooled backbone embedding ``h``)
   and ``proj`` (projection ``z``) -- where mmpretrain's inferencers reject self-supervised models.
+
+An image file that cannot be read raises ``BadImageError`` naming the file in :func:`inference_model`; in
+:func:`extract_features` it is skipped with a warning naming the file by default (as training's ``LoadImageColor``
+skips it), and ``paths`` / ``indices`` in the result say which input each row of features belongs to.
 """
 import os
+import warnings
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -114,30 +119,69 @@ def inference_model(model: Union[torch.nn.Module, str, Config], images: Union[Im
 
 @torch.no_grad()
 def extract_features(model: Union[torch.nn.Module, str, Config], images: Union[ImageLike, Sequence[ImageLike]],
-                     batch_size: int = 32, device: Optional[str] = None,
-                     progress: bool = True) -> Dict[str, np.ndarray]:
+                     batch_size: int = 32, device: Optional[str] = None, progress: bool = True,
+                     on_bad_image: str = 'skip') -> Dict[str, Union[np.ndarray, List[Optional[str]]]]:
     """Embeddings of many images, batched, with a progress bar.
 
-    Returns ``{'feat': (N, C)}`` -- the pooled backbone features (SimCLR's ``h``; for a classifier, the features
-    its linear head sees) -- plus ``'proj': (N, d)`` for SimCLR models, rows in the order of ``images`` (for a
-    folder: its sorted image files).
+    Args:
+        model: a model from :func:`get_model`, or a model-zoo name / config (built with its published weights).
+        images: image files, arrays or PIL images, or a folder (its image files, sorted, recursively).
+        batch_size: images per forward pass.
+        device: where to run a model built here (default: GPU if available); moves a given model there.
+        progress: show a progress bar on stderr.
+        on_bad_image: a file that cannot be read (empty, truncated, not an image) is ``'skip'``-ped with a warning
+            that names it (the default, as in training), or ``'raise'``-s ``BadImageError`` naming it.
+
+    Returns:
+        ``'feat'``: ``(N, C)`` float32, the pooled backbone features (SimCLR's ``h``; for a classifier, the
+        features its linear head sees); ``'proj'``: ``(N, d)`` for SimCLR models; ``'paths'``: the N file paths
+        the rows belong to (None for in-memory images); ``'indices'``: ``(N,)`` int64, each row's position in
+        ``images`` (for a folder, in its sorted file list). N is fewer than the inputs when bad files are skipped.
     """
     if batch_size < 1:
         raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+    if on_bad_image not in ('skip', 'raise'):
+        raise ValueError(f'on_bad_image must be "skip" or "raise", got {on_bad_image!r}')
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from mmsimclr.datasets.transforms.load_image_color import BadImageError
 
     model = _as_model(model, device)
     prepare = _preparer(model)
     items = expand_images(images)
     chunks: Dict[str, List[np.ndarray]] = {}
+    kept: List[int] = []
+    skipped: List[str] = []
     bar = Progress(TextColumn('Extracting features'), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    console=Console(stderr=True), disable=not progress)
     with bar:
         task = bar.add_task('features', total=len(items))
-        for batch in _batches(items, batch_size):
-            inputs, _ = _preprocess(model, [prepare(img) for img in batch])
-            for key, value in _embed(model, inputs).items():
-                chunks.setdefault(key, []).append(value.float().cpu().numpy())
-            bar.advance(task, len(batch))
-    return {key: np.concatenate(parts) for key, parts in chunks.items()}
+        for start in range(0, len(items), batch_size):
+            packed, rows = [], []
+            for index in range(start, min(start + batch_size, len(items))):
+                try:
+                    packed.append(prepare(items[index]))
+                except BadImageError as e:
+                    if on_bad_image == 'raise':
+                        raise
+                    skipped.append(e.path)
+                    warnings.warn(f'Skipped unreadable image {e.path} ({e.reason}); {len(skipped)} image(s) '
+                                  'skipped so far. Its row is left out: match rows to files with the result\'s '
+                                  '"paths". Pass on_bad_image="raise" to stop instead.', stacklevel=2)
+                    continue
+                rows.append(index)
+            if packed:
+                inputs, _ = _preprocess(model, packed)
+                for key, value in _embed(model, inputs).items():
+                    chunks.setdefault(key, []).append(value.float().cpu().numpy())
+                kept += rows
+            bar.advance(task, min(batch_size, len(items) - start))
+    if not kept:
+        raise ValueError(f'None of the {len(items)} image(s) could be read ({", ".join(skipped[:3])}'
+                         f'{", ..." if len(skipped) > 3 else ""}); see the warnings above for why.')
+    result: Dict[str, Union[np.ndarray, List[Optional[str]]]] = {
+        key: np.concatenate(parts) for key, parts in chunks.items()}
+    result['paths'] = [os.fspath(items[i]) if isinstance(items[i], (str, os.PathLike)) else None for i in kept]
+    result['indices'] = np.asarray(kept, dtype=np.int64)
+    return result

@@ -82,9 +82,11 @@ def linear_transfer(net: torch.nn.Module, train_dir: str, test_dir: str, size: i
     net = with_pipeline(net, transfer_pipeline(size))
     feats = []
     for paths in (train_paths, test_paths):
-        out = extract_features(net, paths, batch_size=batch_size, progress=progress)
+        # labels are matched to rows by position: an unreadable file stops the evaluation, naming the file
+        out = extract_features(net, paths, batch_size=batch_size, progress=progress, on_bad_image='raise')
         if feature not in out:
-            raise ValueError(f'The model gives features {sorted(out)}, not "{feature}"; pick one of those')
+            names = sorted(k for k in out if k not in ('paths', 'indices'))
+            raise ValueError(f'The model gives features {names}, not "{feature}"; pick one of those')
         feats.append(torch.from_numpy(out[feature]))
     result = evaluate_transfer(feats[0], torch.tensor(train_labels), feats[1], torch.tensor(test_labels), grid,
                                val_fraction, seed, num_classes=len(classes))

@@ -15,7 +15,7 @@ from mmsimclr.apis.download import ChecksumError
 from mmsimclr.apis.images import ImagePreparer
 from mmsimclr.utils.checkpoint import UnsafeCheckpointError
 
-from .conftest import FAVOURED, LINEAR_CONFIG, SIMCLR_CONFIG, sha8, to_bytes as _to_bytes
+from .conftest import FAVOURED, LINEAR_CONFIG, REPO, SIMCLR_CONFIG, sha8, to_bytes as _to_bytes
 
 OFFICIAL = 'https://download.openmmlab.com/'
 
@@ -96,6 +96,7 @@ def test_simclr_model_returns_embeddings(tmp_path):
     gray = rng.integers(0, 256, (230, 300), dtype=np.uint8)
     features = extract_features(loaded, [bgr, gray], batch_size=2, progress=False)
     assert features['feat'].shape == (2, 2048) and features['proj'].shape == (2, 128)
+    assert features['paths'] == [None, None] and features['indices'].tolist() == [0, 1]  # in-memory images
 
     # colour conventions: a BGR array, the RGB PIL image and the (lossless) file all give the same embedding
     rgb_pil = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
@@ -133,3 +134,64 @@ def test_folder_expands_to_its_sorted_image_files(tmp_path):
     (tmp_path / 'empty').mkdir()
     with pytest.raises(FileNotFoundError, match='no image files'):
         expand_images(str(tmp_path / 'empty'))
+
+
+# ------------------------------------------------------------------------------------------ unreadable files
+TINY_CONFIG = os.path.join(REPO, 'configs', 'simclr_r18_1xb16-coslr-2e_tiny.py')
+
+
+@pytest.fixture(scope='module')
+def tiny_model():
+    return get_model(TINY_CONFIG, pretrained=False, device='cpu')
+
+
+@pytest.fixture
+def folder_with_bad_files(tmp_path):
+    """a.jpg (good), b.jpg (0 bytes), c.png (good), d.jpg (not an image), e.jpg (JPEG cut off halfway)."""
+    rng = np.random.default_rng(2)
+    for name in ('a.jpg', 'c.png', 'full.jpg'):
+        Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(tmp_path / name)
+    (tmp_path / 'b.jpg').write_bytes(b'')
+    (tmp_path / 'd.jpg').write_bytes(b'<html>not found</html>')
+    full = (tmp_path / 'full.jpg').read_bytes()
+    (tmp_path / 'e.jpg').write_bytes(full[:len(full) // 2])
+    (tmp_path / 'full.jpg').unlink()
+    return tmp_path
+
+
+def test_extract_features_skips_unreadable_files_naming_them(tiny_model, folder_with_bad_files):
+    folder = folder_with_bad_files
+    with pytest.warns(UserWarning) as caught:
+        out = extract_features(tiny_model, str(folder), batch_size=2, progress=False)
+    messages = [str(w.message) for w in caught if 'Skipped unreadable image' in str(w.message)]
+    assert len(messages) == 3
+    assert messages[0].startswith(f'Skipped unreadable image {folder / "b.jpg"} (the file is empty (0 bytes))')
+    assert messages[1].startswith(f'Skipped unreadable image {folder / "d.jpg"} (')
+    assert messages[2].startswith(f'Skipped unreadable image {folder / "e.jpg"} (truncated JPEG')
+    assert out['paths'] == [str(folder / 'a.jpg'), str(folder / 'c.png')]
+    assert out['indices'].tolist() == [0, 2]  # positions in the folder's sorted file list
+    assert out['feat'].shape == (2, 64) and out['proj'].shape[0] == 2
+    # each row is its own file's embedding
+    for row, path in enumerate(out['paths']):
+        alone = extract_features(tiny_model, [path], progress=False)
+        np.testing.assert_allclose(out['feat'][row], alone['feat'][0], rtol=1e-4, atol=1e-5)
+
+
+def test_extract_features_can_raise_on_an_unreadable_file(tiny_model, folder_with_bad_files):
+    from mmsimclr.datasets.transforms.load_image_color import BadImageError
+    with pytest.raises(BadImageError) as err:
+        extract_features(tiny_model, str(folder_with_bad_files), progress=False, on_bad_image='raise')
+    assert str(err.value) == (f'Cannot read image {folder_with_bad_files / "b.jpg"}: the file is empty (0 bytes). '
+                              'Remove or replace the file.')
+    with pytest.raises(ValueError, match='on_bad_image'):
+        extract_features(tiny_model, str(folder_with_bad_files), progress=False, on_bad_image='ignore')
+
+
+def test_undecodable_file_is_named_where_opencv_would_not(tiny_model, folder_with_bad_files):
+    from mmsimclr.datasets.transforms.load_image_color import BadImageError
+    bad = str(folder_with_bad_files / 'd.jpg')
+    with pytest.raises(BadImageError, match=f'Cannot read image {bad}: '):
+        inference_model(tiny_model, bad)
+    with pytest.warns(UserWarning, match='Skipped unreadable image'), \
+            pytest.raises(ValueError, match=r'None of the 2 image\(s\) could be read'):
+        extract_features(tiny_model, [bad, str(folder_with_bad_files / 'b.jpg')], progress=False)
