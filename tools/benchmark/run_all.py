@@ -1,5 +1,5 @@
 """All side-by-side benchmarks, mmsimclr vs mmpretrain, in one run: NT-Xent (time and peak memory at several
-batch sizes), LARS step, full training step (default and with the given speed options).
+batch sizes), LARS step, full training step (default and with the given speed options), global BN vs BatchNorm (CPU).
 
     python tools/benchmark/run_all.py [--device auto] [--threads N] [--quick]
                                       [--train-options channels-last amp compile]
@@ -14,6 +14,7 @@ import sys
 import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import global_bn  # noqa: E402
 import lars  # noqa: E402
 import loss  # noqa: E402
 import train_step  # noqa: E402
@@ -42,6 +43,8 @@ def main(argv=None):
                      *options])
     train_step.main([*common, '--case', 'r50-224', '--repeats', '3' if args.quick else '5',
                      '--warmup', '1', *options])
+    print()
+    global_bn.main(['--repeats', '2' if args.quick else '3', *common[2:]])
 
 
 if __name__ == '__main__':
