@@ -74,13 +74,9 @@ def build_config(args) -> Config:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
-    if args.amp:
-        import torch
-        dtype = 'bfloat16' if (not torch.cuda.is_available() or torch.cuda.is_bf16_supported()) else 'float16'
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.dtype = dtype
-        if dtype == 'float16':
-            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.amp:  # bf16 without a loss scaler where native (CPU, A100/H100), else fp16 + dynamic loss scaling
+        from mmsimclr.engine.optimizers import amp_optim_wrapper_cfg
+        cfg.optim_wrapper = amp_optim_wrapper_cfg(cfg.optim_wrapper, int(os.environ.get('LOCAL_RANK', 0)))
     if args.channels_last:
         if not str(cfg.model.get('type', '')).endswith('SimCLR'):
             raise ValueError(f'--channels-last applies to SimCLR models, not {cfg.model.get("type")!r}')

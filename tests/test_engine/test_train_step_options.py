@@ -104,7 +104,7 @@ def test_amp_bf16_step_runs_close_to_fp32():
     amp = tiny_simclr()
     amp.load_state_dict(fp32.state_dict())
     before = [p.detach().clone() for p in amp.parameters()]
-    wrapper = wrapper_for(amp, type='AmpOptimWrapper', dtype='bfloat16')
+    wrapper = wrapper_for(amp, type='BF16OptimWrapper')
     losses_amp = steps(amp, wrapper, n=2)
     losses_fp32 = steps(fp32, wrapper_for(fp32), n=2)
     assert all(torch.isfinite(torch.tensor(losses_amp)))
@@ -114,6 +114,27 @@ def test_amp_bf16_step_runs_close_to_fp32():
     # the forward really ran in bf16: the same step in fp32 gives a (slightly) different loss
     assert losses_amp[0] != losses_fp32[0]
     assert type(wrapper).__module__.startswith('mmsimclr')
+
+
+@pytest.mark.parametrize('capability,expected', [(None, 'BF16OptimWrapper'), ((8, 0), 'BF16OptimWrapper'),
+                                                 ((9, 0), 'BF16OptimWrapper'), ((7, 0), 'AmpOptimWrapper'),
+                                                 ((7, 5), 'AmpOptimWrapper')],
+                         ids=['cpu', 'A100', 'H100', 'V100', 'T4'])
+def test_amp_picks_native_bf16_else_fp16_with_scaler(monkeypatch, capability, expected):
+    """``--amp``: bf16 without a loss scaler on CPUs and GPUs that run bf16 natively; fp16 + dynamic scaler on
+    older GPUs, where ``torch.cuda.is_bf16_supported()`` says True through slow emulation. The capability is read
+    without creating a CUDA tensor."""
+    from mmsimclr.engine.optimizers import amp_optim_wrapper_cfg
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: capability is not None)
+    monkeypatch.setattr(torch.cuda, 'get_device_capability', lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda *a, **k: pytest.fail('must not be asked'))
+    cfg = amp_optim_wrapper_cfg(dict(type='OptimWrapper', optimizer=dict(type='LARS', lr=0.1), dtype='float16'),
+                                local_rank=1)
+    assert cfg['type'] == expected and cfg['optimizer'] == dict(type='LARS', lr=0.1)
+    if expected == 'AmpOptimWrapper':
+        assert cfg['dtype'] == 'float16' and cfg['loss_scale'] == 'dynamic'
+    else:
+        assert 'dtype' not in cfg and 'loss_scale' not in cfg
 
 
 def _compile_works():
@@ -161,7 +182,7 @@ def test_train_tool_flags_set_config():
     from tools.train import build_config, parse_args
     cfg = build_config(parse_args([TINY, '--channels-last', '--compile', '--amp']))
     assert cfg.model.channels_last is True and cfg.compile is True
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.dtype == 'bfloat16'
+    assert cfg.optim_wrapper.type == 'BF16OptimWrapper' and 'loss_scale' not in cfg.optim_wrapper
     assert build_config(parse_args([TINY])).get('compile') is None
 
 
@@ -179,7 +200,7 @@ def test_train_tool_config_trains_with_channels_last_and_amp(tiny_data, tmp_path
     runner.train()
     model = runner.model
     assert model.channels_last and model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
-    assert type(runner.optim_wrapper).__name__ == 'AmpOptimWrapper'
+    assert type(runner.optim_wrapper).__name__ == 'BF16OptimWrapper'
     assert osp.isfile(osp.join(tmp_path, 'epoch_1.pth'))
     loss = runner.message_hub.get_scalar('train/loss').current()
     assert loss == loss and 0 < loss < 20  # finite NT-Xent value

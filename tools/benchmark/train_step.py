@@ -58,11 +58,11 @@ def optim_cfg(scope: str, batch: int, amp: bool, device) -> dict:
                    paramwise_cfg=dict(custom_keys={'bn': exclude, 'bias': exclude, 'downsample.1': exclude}))
     else:
         cfg = dict(type='OptimWrapper', optimizer=lars, constructor='SimCLROptimWrapperConstructor')
-    if amp:
-        bf16 = device.type == 'cpu' or torch.cuda.is_bf16_supported()
-        cfg.update(type='AmpOptimWrapper', dtype='bfloat16' if bf16 else 'float16')
-        if not bf16:
-            cfg['loss_scale'] = 'dynamic'
+    if amp:  # what tools/train.py --amp picks: bf16 where native (no loss scaler), else fp16 + dynamic scaler
+        from mmsimclr.engine.optimizers import amp_optim_wrapper_cfg
+        cfg = amp_optim_wrapper_cfg(cfg)
+        if cfg['type'] == 'BF16OptimWrapper':
+            cfg['type'] = 'mmsimclr.BF16OptimWrapper'  # also for the mmpretrain-scope model
     return cfg
 
 
