@@ -1,7 +1,8 @@
 """``get_model``: a ready-to-use model from a model-zoo name, a config file or a ``Config``, with weights.
 
-Weights (``pretrained``) are the zoo entry's published checkpoint (``True``), none (``False``), or a local path or
-URL. Downloads are cached and sha256-checked (:mod:`mmsimclr.apis.download`); every checkpoint is read weights-only
+Weights (``pretrained``) are none (``False``, the default, as mmpretrain's and timm's ``get_model``), the zoo
+entry's published checkpoint (``True``), or a local path or URL. Downloads are cached and sha256-checked
+(:mod:`mmsimclr.apis.download`); every checkpoint is read weights-only
 (:func:`mmsimclr.utils.checkpoint.safe_torch_load`), so a file that pickles code is refused, never executed.
 """
 import copy
@@ -124,15 +125,16 @@ def _quiet_init_weights(net: torch.nn.Module) -> None:
         logger.setLevel(level)
 
 
-def get_model(model: Union[str, Config], pretrained: Union[bool, str] = True, device: Optional[str] = None,
+def get_model(model: Union[str, Config], pretrained: Union[bool, str] = False, device: Optional[str] = None,
               progress: bool = True) -> torch.nn.Module:
     """Build a model in eval mode, with weights.
 
     Args:
         model: a model-zoo name (``mmsimclr.list_models()``), a config file path or a ``Config``.
-        pretrained: ``True``: the zoo entry's published weights (downloaded once, checked, cached); ``False``:
-            randomly initialised; a path or URL: that checkpoint (a dict of tensors, or a dict with
-            ``'state_dict'``, like OpenMMLab's and mmengine's checkpoints).
+        pretrained: ``False`` (default, as in mmpretrain and timm): randomly initialised, nothing downloaded;
+            ``True``: the zoo entry's published weights (downloaded once, checked, cached); a path or URL: that
+            checkpoint (a dict of tensors, or a dict with ``'state_dict'``, like OpenMMLab's and mmengine's
+            checkpoints). ``inference_model(name, ...)`` asks for ``True``.
         device: ``'cpu'``, ``'cuda'``...; default: the GPU when there is one.
         progress: show a progress bar while downloading.
 

@@ -54,7 +54,7 @@ def test_tampered_weights_are_refused_before_building(mirrored, cache, zoo_entry
     mirrored.add(rel, b'not the published bytes')
     zoo_entry('test-tampered', LINEAR_CONFIG, OFFICIAL + rel)
     with pytest.raises(ChecksumError, match='0badc0de'):
-        get_model('test-tampered')
+        get_model('test-tampered', pretrained=True)
     assert os.listdir(cache) == []
 
 
