@@ -4,11 +4,13 @@
   A file is downloaded once and found there by its name afterwards.
 - Integrity: a file named ``<stem>-<hex>.pth`` (OpenMMLab's and torch hub's convention) must have a sha256 that
   starts with ``<hex>``. This is checked after every download and before every use; a cached file that fails the
-  check is deleted with an error that says so.
+  check is deleted with an error that says so; a download that fails it is named by the URL (the mirror's, when
+  one is set) it came from, with the expected prefix and what was received (size, and whether it is an HTML page).
 - Atomicity: the download goes to a temporary ``*.part`` file in the cache folder, is checked, and only then renamed
   to its final name (``os.replace``), so an interrupted or corrupted download never looks like a cached checkpoint.
 - Mirror: ``$MMSIMCLR_MIRROR`` (an http(s) base URL, or a local folder / ``file://`` URL laid out like the server)
   replaces the ``https://download.openmmlab.com/`` prefix of official URLs, for clusters without internet access.
+- Progress: a bar on stderr sized to the terminal (name shortened in the middle; percentage and size always shown).
 """
 import hashlib
 import http.client
@@ -85,31 +87,109 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
-def verify_sha256(path: str, prefix: Optional[str], source: str, remove: bool = True) -> None:
+def _what_was_received(path: str) -> str:
+    """``'1234 bytes'``, plus a note when the bytes are an HTML/text page (an error or login page served with
+    status 200), not a checkpoint."""
+    size = osp.getsize(path)
+    with open(path, 'rb') as f:
+        head = f.read(512).lstrip()
+    kind = ''
+    if head[:1] == b'<' or head[:9].lower() == b'<!doctype':
+        kind = ', an HTML page, not a checkpoint'
+    elif head and all(32 <= b < 127 or b in b'\t\r\n' for b in head):
+        kind = ', plain text, not a checkpoint'
+    return f'{size} bytes{kind}'
+
+
+def verify_sha256(path: str, prefix: Optional[str], source: str, remove: bool = True,
+                  received_from: Optional[str] = None) -> None:
     """Check that ``path``'s sha256 starts with ``prefix`` (no-op for None).
 
+    Args:
+        path: the file to check.
+        prefix: hex digits the sha256 must start with (from the published file name).
+        source: the URL or path the user asked for.
+        remove: delete the file on a mismatch (a cached copy, or a download's temporary file).
+        received_from: the URL the bytes of a fresh download came from (the mirror's, when one is set); the
+            message then names it instead of the temporary file.
+
     Raises:
-        ChecksumError: mismatch; the file is deleted first when ``remove``.
+        ChecksumError: mismatch, naming where the file came from, the expected prefix and what was received.
     """
     if not prefix:
         return
     actual = sha256_of(path)
     if actual.startswith(prefix):
         return
-    what = f'Checkpoint {path} (from {source}) is corrupted or not the published file: its sha256 is {actual}, ' \
-           f'but its name says it starts with {prefix}.'
+    got = f'sha256 {actual} ({_what_was_received(path)}), but the file name says it starts with {prefix}'
     if remove:
         os.remove(path)
-        raise ChecksumError(f'{what} The file has been deleted; run again to download it afresh.')
+    if received_from is not None:
+        mirror = os.environ.get(MIRROR_ENV, '').strip()
+        if received_from != source:
+            raise ChecksumError(
+                f'The mirror ${MIRROR_ENV}={mirror} served a different file for {source}: {received_from} gave '
+                f'{got}. Nothing was cached. Downloading again will get the same bytes: replace that file on the '
+                f'mirror with the published one (sha256 starting with {prefix}), or unset ${MIRROR_ENV} to '
+                'download from OpenMMLab.')
+        raise ChecksumError(
+            f'{received_from} served a file with {got}. Nothing was cached. That is not the published file (a proxy '
+            'or captive portal, or the file was replaced on the server); check what that URL serves from this '
+            f'machine, or put the published file in {cache_dir()} or set ${MIRROR_ENV} to a mirror that has it.')
+    what = f'Checkpoint {path} (for {source}) is corrupted or not the published file: {got}.'
+    if remove:
+        raise ChecksumError(f'{what} The cached copy has been deleted; run again to download it afresh.')
+    if os.environ.get(MIRROR_ENV, '').strip() and source.startswith(OFFICIAL_PREFIX):  # a folder mirror's file
+        raise ChecksumError(f'{what} It is the ${MIRROR_ENV} copy of {source}: replace it with the published file.')
     raise ChecksumError(f'{what} Replace it with the right file.')
 
 
-def _progress(total: Optional[int], label: str, enabled: bool):
+#: Widths of the progress bar's fixed columns: percentage, size ("123.4/456.7 MB"), speed ("123.4 kB/s"), time left.
+_PERCENT_W, _SIZE_W, _SPEED_W, _TIME_W = 4, 14, 10, 7
+_MIN_BAR_W, _MAX_BAR_W, _MIN_NAME_W = 8, 40, 12
+
+
+def _shorten(text: str, width: int) -> str:
+    """``text`` cut in the middle to ``width`` characters (the end of a checkpoint name holds its hash)."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return text[:max(width, 0)]
+    tail = (width - 1) // 2
+    return text[:width - 1 - tail] + '\u2026' + text[len(text) - tail:]
+
+
+def _progress(total: Optional[int], filename: str, enabled: bool, console=None):
+    """A download bar that fits the terminal: ``<name> <bar> 32% 30.0/94.0 MB 10.2 MB/s 0:00:06``.
+
+    The percentage, size, speed and time columns have fixed widths; the file name (middle-shortened) and the bar
+    share the rest, so a long checkpoint name on an 80-column terminal no longer pushes everything into "...".
+    """
     from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                               TransferSpeedColumn)
-    bar = Progress(TextColumn('{task.description}'), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                   TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled)
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TaskProgressColumn, TextColumn,
+                               TimeRemainingColumn, TransferSpeedColumn)
+    from rich.table import Column
+    console = console or Console(stderr=True)
+
+    def col(width, justify='right'):
+        return Column(width=width, no_wrap=True, justify=justify, overflow='ignore')
+
+    fixed = [TaskProgressColumn(table_column=col(_PERCENT_W)), DownloadColumn(table_column=col(_SIZE_W)),
+             TransferSpeedColumn(table_column=col(_SPEED_W)), TimeRemainingColumn(table_column=col(_TIME_W))]
+    widths = [_PERCENT_W, _SIZE_W, _SPEED_W, _TIME_W]
+    for drop in (2, 2):  # a narrow terminal: the speed goes first, then the time left; never the size
+        if console.width - sum(widths) - len(widths) - 1 >= _MIN_NAME_W + _MIN_BAR_W:
+            break
+        del fixed[drop], widths[drop]
+    room = console.width - sum(widths) - len(widths) - 1  # name + bar; one space between columns
+    label = f'Downloading {filename}'
+    if len(label) > room - _MIN_BAR_W:
+        label = filename
+    label = _shorten(label, max(room - _MIN_BAR_W, 1))
+    bar_width = max(_MIN_BAR_W, min(_MAX_BAR_W, room - len(label)))
+    bar = Progress(TextColumn('{task.description}', table_column=col(len(label), 'left')),
+                   BarColumn(bar_width=bar_width, table_column=col(bar_width, 'left')), *fixed,
+                   console=console, disable=not enabled)
     task = bar.add_task(label, total=total)
     return bar, task
 
@@ -133,7 +213,7 @@ def _stream_to(url: str, source: str, dst: str, prefix: Optional[str], progress:
                 length = response.headers.get('Content-Length')
                 total = int(length) if length and length.isdigit() else None
                 received = 0
-                bar, task = _progress(total, f'Downloading {osp.basename(dst)}', progress)
+                bar, task = _progress(total, osp.basename(dst), progress)
                 with bar:
                     for chunk in iter(lambda: response.read(_CHUNK), b''):
                         out.write(chunk)
@@ -142,7 +222,7 @@ def _stream_to(url: str, source: str, dst: str, prefix: Optional[str], progress:
         if total is not None and received != total:
             raise DownloadError(f'Download of {url} was interrupted after {received} of {total} bytes; nothing was '
                                 'cached, run again to retry.')
-        verify_sha256(tmp, prefix, source)
+        verify_sha256(tmp, prefix, source, received_from=url)
         os.replace(tmp, dst)
     except urllib.error.HTTPError as e:
         raise DownloadError(f'{_offline_hint(url, source, dst)} The server answered HTTP {e.code} {e.reason}.') from e
