@@ -166,6 +166,12 @@ def test_data_preprocessor_path():
         expected = (view.flip(1).float() - mean) / std
         assert got.dtype == torch.float32
         torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-5)
+    # a single batch (the val/test path) stays one tensor, normalised the same way, and feeds 'predict'
+    single = model.data_preprocessor(dict(inputs=raw[0].clone(), data_samples=None), False)['inputs']
+    assert torch.is_tensor(single)
+    torch.testing.assert_close(single, (raw[0].flip(1).float() - mean) / std, rtol=1e-6, atol=1e-5)
+    assert len(model.eval()(single, mode='predict')) == 3
+    model.train()
     # train_step runs the preprocessor, the loss, and one optimizer step
     from mmengine.optim import OptimWrapper
     wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
