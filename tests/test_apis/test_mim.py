@@ -164,6 +164,28 @@ def test_mim_train_pytorch_launcher_two_cpu_processes(installed, tiny_data, tmp_
     _assert_simclr_checkpoint(work / 'epoch_1.pth', iters=1)
 
 
+def test_mim_train_slurm_launcher_builds_the_srun_command(installed, tmp_path):
+    """``--launcher slurm``: there is no Slurm here, so an ``srun`` first on PATH records what mim asks of it: the
+    job geometry, then our installed tools/train.py with the packaged config and ``--launcher slurm``.
+    (``--srun-args`` is given: with click >= 8.3 an omitted one reaches mim 0.3.9 as click's UNSET sentinel, which
+    mim then fails to split.)"""
+    bin_dir, record = tmp_path / 'bin', tmp_path / 'srun_args.txt'
+    bin_dir.mkdir()
+    (bin_dir / 'srun').write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{record}"\n')
+    (bin_dir / 'srun').chmod(0o755)
+    path = os.pathsep.join(p for p in (str(installed), os.environ.get('PYTHONPATH')) if p)
+    _run([sys.executable, '-m', 'mim', 'train', 'mmsimclr', TINY, '--launcher', 'slurm', '--gpus', '16',
+          '--gpus-per-node', '8', '--partition', 'part', '--srun-args', '--job-name=simclr_tiny', '--work-dir', str(tmp_path / 'work')], str(tmp_path),
+         PYTHONPATH=path, PATH=os.pathsep.join([str(bin_dir), os.environ['PATH']]))
+    args = record.read_text().splitlines()
+    mim_dir = installed / 'mmsimclr' / '.mim'
+    for expected in ('part', '--gres=gpu:8', '--job-name=simclr_tiny', '--ntasks=16', '--ntasks-per-node=8', sys.executable,
+                     str(mim_dir / 'tools' / 'train.py'), str(mim_dir / 'configs' / TINY)):
+        assert expected in args, (expected, args)
+    assert args[args.index('--launcher') + 1] == 'slurm'
+    assert args.index(str(mim_dir / 'tools' / 'train.py')) + 1 == args.index(str(mim_dir / 'configs' / TINY))
+
+
 def test_mim_test_evaluates_a_checkpoint(installed, tiny_data, tmp_path):
     """``mim test mmsimclr <linear config> --checkpoint CKPT``: a classifier whose head always answers class 2 scores
     exactly 25% top-1 on the 4 balanced tiny classes."""
