@@ -14,11 +14,20 @@ CPU path (paper, Appendix A):
 * colour jitter with p = 0.8 (brightness, contrast, saturation ``~ U[max(0, 1 - 0.8s), 1 + 0.8s]``, hue shift
   ``~ U[-0.2s, 0.2s]`` turns, per-sample random order), grayscale p = 0.2;
 * Gaussian blur p = 0.5, ``sigma ~ U[0.1, 2.0]``, kernel side ``2 * (int(0.1 * size) // 2) + 1``, reflected
-  borders, one depthwise (grouped) separable convolution for all blurred views at once.
+  borders, one depthwise (grouped) separable convolution.
 
-Random parameters come from this module's own ``torch.Generator`` (seeded from ``seed`` or, by default, from
+Random parameters come from this module's own CPU ``torch.Generator`` (seeded from ``seed`` or, by default, from
 ``torch.initial_seed()`` which mmengine's ``randomness.seed`` sets, plus the process rank so ranks differ); they are
-drawn on the CPU (a few hundred numbers) and moved to the device. ``sample_params`` exposes them to the tests.
+drawn on the CPU (a few hundred numbers, ``sample_params``), packed into one ``(K, 20)`` plan (``make_plan``) and
+moved to the device in one copy, pinned and non-blocking on CUDA.
+
+GPU-friendly by construction: a training step makes no device -> host synchronisation (no ``.item()``, no
+``nonzero`` / boolean-mask indexing, no tensor from Python data; ``tests/sync_counter.py`` counts them) and every
+kernel sees the same shapes each step: each op (flip, the colour blends, hue, grayscale, blur) runs on all views and
+``torch.where`` keeps its result for the views whose flag is set, the others stay bit for bit as they were. That
+costs the work on every view rather than on the sampled fraction (blur: all views instead of half), in exchange for
+no host round trip and for ``cudnn.benchmark`` tuning each shape once. Augmentation always runs in float32, also
+inside mmengine's AMP autocast (which wraps the data preprocessor).
 """
 import math
 from typing import Dict, Optional, Sequence, Tuple
@@ -32,6 +41,11 @@ from torchvision.ops import roi_align
 from mmsimclr.registry import MODELS
 
 _LUMA_RGB = (0.299, 0.587, 0.114)
+
+# columns of SimCLRDataPreprocessor.make_plan's (K, 20) plan
+PLAN_ROI = slice(0, 5)
+PLAN_FLIP, PLAN_GRAY, PLAN_BLUR, PLAN_JITTER, PLAN_SIGMA, PLAN_HUE = 5, 6, 7, 8, 9, 10
+PLAN_CODES, PLAN_PRE, PLAN_POST = slice(11, 14), slice(14, 17), slice(17, 20)
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
@@ -59,7 +73,7 @@ def shift_hue(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     hue = torch.where(chroma > 0, hue, torch.zeros_like(hue))  # sextants, in (-1, 5]
     hue = torch.remainder(hue + 6. * delta.view(-1, 1, 1).to(x.dtype), 6.)
     sat_v = chroma  # v * s
-    n = torch.tensor([5., 3., 1.], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    n = torch.arange(5., 0., -2., device=x.device, dtype=x.dtype).view(1, 3, 1, 1)  # 5, 3, 1: a factory, not a copy
     k = torch.remainder(n + hue.unsqueeze(1), 6.)
     weight = torch.clamp(torch.minimum(k, 4. - k), 0., 1.)
     return maxc.unsqueeze(1) - sat_v.unsqueeze(1) * weight
@@ -72,7 +86,8 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> tor
     radius = kernel_size // 2
     t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
     kernel = torch.exp(-t.view(1, -1) ** 2 / (2. * sigma.view(-1, 1).to(x.dtype) ** 2))
-    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # (B * C, K)
+    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).unsqueeze(1).expand(b, c, kernel_size)
+    kernel = kernel.reshape(b * c, kernel_size)
     mode = 'reflect' if radius < min(h, w) else 'replicate'
     planes = F.pad(x.reshape(1, b * c, h, w), (radius, radius, radius, radius), mode=mode)
     planes = F.conv2d(planes, kernel.view(b * c, 1, 1, kernel_size), groups=b * c)
@@ -97,6 +112,8 @@ class SimCLRDataPreprocessor(SelfSupDataPreprocessor):
         blur_prob: 0.5 for ImageNet, 0 for CIFAR. blur_sigma: ``(0.1, 2.0)``. blur_kernel_frac: 0.1.
         seed: seed of the augmentation generator; ``None``: ``torch.initial_seed()`` at the first batch. The rank
             is added either way.
+        **kwargs: to ``SelfSupDataPreprocessor``; ``non_blocking`` defaults to True here (the loader's pinned
+            uint8 batch goes to the GPU without making the host wait).
     """
 
     def __init__(self,
@@ -116,6 +133,7 @@ class SimCLRDataPreprocessor(SelfSupDataPreprocessor):
                  blur_kernel_frac: float = 0.1,
                  seed: Optional[int] = None,
                  **kwargs):
+        kwargs.setdefault('non_blocking', True)
         super().__init__(mean=mean, std=std, to_rgb=to_rgb, **kwargs)
         if num_views < 1:
             raise ValueError('num_views must be >= 1')
@@ -200,43 +218,84 @@ class SimCLRDataPreprocessor(SelfSupDataPreprocessor):
         )
 
     # ---------------------------------------------------------------- augmentation
+    def make_plan(self, params: Dict[str, torch.Tensor], heights: torch.Tensor, widths: torch.Tensor, s_h: int,
+                  s_w: int) -> torch.Tensor:
+        """Everything the device needs from ``params`` (CPU, see ``sample_params``) in ONE ``(K, 20)`` float32 CPU
+        tensor, so that a step makes a single host -> device copy (pinned and non-blocking on CUDA) and the device
+        never asks the host anything. Columns (``PLAN_*``): the ``roi_align`` box ``(image, x1, y1, x2, y2)`` in
+        ``S_h x S_w`` tensor pixels; flip, gray, blur, jitter (0/1); sigma; hue shift; then the colour jitter as
+        ``brightness/contrast/saturation`` blends in the sampled order with the hue shift taken out
+        (``PLAN_CODES``: op 0/1/2 of each of the 3 slots) and each slot's factor before (``PLAN_PRE``) and after
+        (``PLAN_POST``) the hue shift: the factor where the op runs there, 1 (identity) elsewhere."""
+        index = params['index']
+        sx = s_w / widths.to(torch.float64)[index]
+        sy = s_h / heights.to(torch.float64)[index]
+        rois = torch.stack([index.to(torch.float64), params['x'] * sx, params['y'] * sy,
+                            (params['x'] + params['w']) * sx, (params['y'] + params['h']) * sy], dim=1)
+        order = params['order']  # (K, 4): op of each step; 0-2 blends, 3 hue
+        is_hue = (order == 3).to(torch.int64)
+        hue_step = is_hue.argmax(dim=1, keepdim=True)  # (K, 1)
+        codes = order.gather(1, is_hue.argsort(dim=1, stable=True))[:, :3]  # the blends, in order
+        factors = torch.stack([params['brightness'], params['contrast'], params['saturation']], dim=1)
+        factors = factors.to(torch.float32).gather(1, codes)
+        slot = torch.arange(3).view(1, 3)
+        jitter = params['jitter'].view(-1, 1)
+        pre = torch.where(jitter & (slot < hue_step), factors, 1.)
+        post = torch.where(jitter & (slot >= hue_step), factors, 1.)
+        flags = torch.stack([params['flip'], params['gray'], params['blur'], params['jitter']], dim=1)
+        return torch.cat([rois.to(torch.float32), flags.to(torch.float32),
+                          params['sigma'].to(torch.float32).view(-1, 1), params['hue'].to(torch.float32).view(-1, 1),
+                          codes.to(torch.float32), pre, post], dim=1)
+
     def augment(self, images: torch.Tensor, params: Dict[str, torch.Tensor], heights: torch.Tensor,
                 widths: torch.Tensor) -> torch.Tensor:
         """``(N, 3, S_h, S_w)`` float RGB in [0, 1] (squashed originals of sizes ``heights x widths``) ->
-        ``(V * N, 3, size, size)`` float RGB in [0, 1], row ``k`` made with row ``k`` of ``params``."""
+        ``(V * N, 3, size, size)`` float32 RGB in [0, 1], row ``k`` made with row ``k`` of ``params``.
+
+        Static shapes, no host synchronisation: every op runs on all ``K`` rows and ``torch.where`` keeps its
+        result only where the row's flag says so (identity elsewhere, bit for bit), so the kernels and their
+        shapes are the same every step (``cudnn.benchmark`` tunes once) and no row count is read back. Runs in
+        float32 whatever the surrounding autocast (mmengine's AMP wraps the data preprocessor in it)."""
         dev = images.device
-        p = {key: val.to(dev, non_blocking=True) for key, val in params.items()}
-        s_h, s_w = images.shape[-2:]
-        sx = s_w / widths.to(dev, torch.float64)[p['index']]
-        sy = s_h / heights.to(dev, torch.float64)[p['index']]
-        rois = torch.stack([p['index'].to(torch.float64), p['x'] * sx, p['y'] * sy,
-                            (p['x'] + p['w']) * sx, (p['y'] + p['h']) * sy], dim=1).to(images.dtype)
-        out = roi_align(images, rois, (self.size, self.size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+        plan = self.make_plan(params, heights, widths, images.shape[-2], images.shape[-1])
+        if dev.type == 'cuda':
+            plan = plan.pin_memory().to(dev, non_blocking=True)
+        else:
+            plan = plan.to(dev)
+        with torch.autocast(dev.type, enabled=False):
+            return self._augment_planned(images.float(), plan)
 
-        def where(mask: torch.Tensor) -> torch.Tensor:
-            return mask.nonzero().squeeze(1)
+    def _augment_planned(self, images: torch.Tensor, plan: torch.Tensor) -> torch.Tensor:
+        def flag(col: int) -> torch.Tensor:
+            return (plan[:, col] > 0.5).view(-1, 1, 1, 1)
 
-        sel = where(p['flip'])
-        if sel.numel():
-            out[sel] = out[sel].flip(-1)
-
-        ops = (self._brightness, self._contrast, self._saturation, self._hue)
-        names = ('brightness', 'contrast', 'saturation', 'hue')
-        for step in range(4):
-            for op in range(4):
-                sel = where(p['jitter'] & (p['order'][:, step] == op))
-                if sel.numel():
-                    out[sel] = ops[op](out[sel], p[names[op]][sel])
-
-        sel = where(p['gray'])
-        if sel.numel():
-            out[sel] = _gray(out[sel]).expand(-1, 3, -1, -1)
-
+        out = roi_align(images, plan[:, PLAN_ROI], (self.size, self.size), spatial_scale=1.0, sampling_ratio=-1,
+                        aligned=True)
+        if self.flip_prob > 0:
+            out = torch.where(flag(PLAN_FLIP), out.flip(-1), out)
+        if self.jitter_prob > 0:
+            codes = plan[:, PLAN_CODES]
+            for j in range(3):
+                out = self._blend(out, codes[:, j], plan[:, PLAN_PRE.start + j])
+            out = torch.where(flag(PLAN_JITTER), shift_hue(out, plan[:, PLAN_HUE]).clamp_(0., 1.), out)
+            for j in range(3):
+                out = self._blend(out, codes[:, j], plan[:, PLAN_POST.start + j])
+        if self.gray_prob > 0:
+            out = torch.where(flag(PLAN_GRAY), _gray(out).expand(-1, 3, -1, -1), out)
         ksize = self.kernel_size()
-        sel = where(p['blur'])
-        if ksize > 1 and sel.numel():
-            out[sel] = gaussian_blur(out[sel], p['sigma'][sel], ksize)
+        if ksize > 1 and self.blur_prob > 0:  # all rows blurred (static shapes), the unblurred ones kept as they were
+            out = torch.where(flag(PLAN_BLUR), gaussian_blur(out, plan[:, PLAN_SIGMA], ksize), out)
         return out
+
+    @staticmethod
+    def _blend(x: torch.Tensor, code: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        """``clamp(f x + (1 - f) t)`` per row, ``t`` = 0 (brightness, ``code`` 0), the mean luma (contrast, 1) or
+        the luma image (saturation, 2); ``f = 1`` leaves ``x`` (in [0, 1]) exactly as it is."""
+        gray = _gray(x)
+        code = code.view(-1, 1, 1, 1)
+        target = torch.where(code == 1., gray.mean(dim=(1, 2, 3), keepdim=True), torch.where(code == 2., gray, 0.))
+        f = _bcast(f)
+        return (x * f + (1. - f) * target).clamp_(0., 1.)
 
     @staticmethod
     def _brightness(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
@@ -259,12 +318,16 @@ class SimCLRDataPreprocessor(SelfSupDataPreprocessor):
 
     # ---------------------------------------------------------------- entry point
     def _original_sizes(self, data_samples, n: int, s_h: int, s_w: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        heights, widths = torch.full((n, ), float(s_h)), torch.full((n, ), float(s_w))
+        """``(N,)`` float64 CPU heights and widths from the samples' ``ori_shape`` (else the tensor's size): host
+        data, written through the numpy view of a CPU tensor (no tensor op per sample)."""
+        sizes = torch.empty((n, 2), dtype=torch.float64)
+        view = sizes.numpy()
+        view[:] = (float(s_h), float(s_w))
         for i, sample in enumerate(data_samples or []):
             shape = sample.metainfo.get('ori_shape') if hasattr(sample, 'metainfo') else None
             if shape is not None:
-                heights[i], widths[i] = float(shape[0]), float(shape[1])
-        return heights, widths
+                view[i] = shape[:2]
+        return sizes[:, 0], sizes[:, 1]
 
     def forward(self, data: dict, training: bool = False) -> dict:
         inputs = data.get('inputs') if isinstance(data, dict) else None
@@ -273,12 +336,13 @@ class SimCLRDataPreprocessor(SelfSupDataPreprocessor):
         data = self.cast_data(data)
         images, data_samples = data['inputs'], data.get('data_samples')
         if self._channel_conversion:
-            images = images[:, [2, 1, 0]]
-        images = images.float() / 255.  # 0-255 scale (uint8 from the loader), as SelfSupDataPreprocessor's
+            images = images.flip(1)  # BGR -> RGB (an index list would be a host -> device copy)
         n, _, s_h, s_w = images.shape
         heights, widths = self._original_sizes(data_samples, n, s_h, s_w)
-        views = self.augment(images, self.sample_params(heights, widths), heights, widths) * 255.
-        if self._enable_normalize:
-            views = (views - self.mean) / self.std
+        with torch.autocast(images.device.type, enabled=False):
+            images = images.float() / 255.  # 0-255 scale (uint8 from the loader), as SelfSupDataPreprocessor's
+            views = self.augment(images, self.sample_params(heights, widths), heights, widths) * 255.
+            if self._enable_normalize:
+                views = (views - self.mean) / self.std
         views = views.view(self.num_views, n, *views.shape[1:])
         return {'inputs': list(views.unbind(0)), 'data_samples': data_samples}

@@ -210,3 +210,106 @@ def test_tiny_batchaug_config_trains_one_step(repo_root, tiny_data):
     assert len(data['inputs']) == 2 and data['inputs'][0].shape == (4, 3, 32, 32)
     loss = model(**data, mode='loss')['loss']
     assert torch.isfinite(loss)
+
+
+def _reference_views(pre, images, params, heights, widths):
+    """Row by row, op by op, with the per-op formulas, in each row's sampled order: the oracle of the batched,
+    masked-by-``torch.where`` path."""
+    rows = []
+    s_h, s_w = images.shape[-2:]
+    ops = {0: pre._brightness, 1: pre._contrast, 2: pre._saturation, 3: pre._hue}
+    names = {0: 'brightness', 1: 'contrast', 2: 'saturation', 3: 'hue'}
+    for k in range(params['x'].numel()):
+        i = int(params['index'][k])
+        sx, sy = s_w / float(widths[i]), s_h / float(heights[i])
+        x1, y1 = float(params['x'][k]) * sx, float(params['y'][k]) * sy
+        x2 = (float(params['x'][k]) + float(params['w'][k])) * sx
+        y2 = (float(params['y'][k]) + float(params['h'][k])) * sy
+        box = torch.tensor([[0., x1, y1, x2, y2]])
+        from torchvision.ops import roi_align
+        v = roi_align(images[i:i + 1], box, (pre.size, pre.size), 1.0, -1, True)
+        if params['flip'][k]:
+            v = v.flip(-1)
+        if params['jitter'][k]:
+            for op in params['order'][k].tolist():
+                v = ops[op](v, params[names[op]][k:k + 1])
+        if params['gray'][k]:
+            v = _gray_ref(v)
+        rows.append(v)
+    return torch.cat(rows)
+
+
+def _gray_ref(v):
+    g = 0.299 * v[:, 0] + 0.587 * v[:, 1] + 0.114 * v[:, 2]
+    return g.unsqueeze(1).expand(-1, 3, -1, -1)
+
+
+def test_batched_views_equal_the_row_by_row_reference_blur_identity_where_not_blurred():
+    """Every row gets exactly its own ops in its own order; rows not blurred are untouched by the blur (bit for
+    bit), blurred rows are the same Gaussian (cv2 with the same sigma and kernel side) of the unblurred view."""
+    pre = make(size=40, num_views=3, blur_kernel_frac=0.2)  # kernel 9
+    n = 8
+    images = torch.rand(n, 3, 48, 48, generator=torch.Generator().manual_seed(3))
+    heights, widths = torch.full((n, ), 300.), torch.full((n, ), 400.)
+    params = pre.sample_params(heights, widths)
+    assert 0 < int(params['blur'].sum()) < 3 * n and 0 < int(params['jitter'].sum()) < 3 * n
+    out = pre.augment(images, params, heights, widths)
+    no_blur = pre.augment(images, dict(params, blur=torch.zeros_like(params['blur'])), heights, widths)
+    torch.testing.assert_close(no_blur, _reference_views(pre, images, params, heights, widths), atol=2e-6, rtol=0)
+    kept = ~params['blur']
+    assert torch.equal(out[kept], no_blur[kept])
+    for k in params['blur'].nonzero().squeeze(1).tolist():
+        ref = cv2.GaussianBlur(no_blur[k].permute(1, 2, 0).numpy(), (9, 9), float(params['sigma'][k]),
+                               borderType=cv2.BORDER_REFLECT_101)
+        torch.testing.assert_close(out[k].permute(1, 2, 0), torch.from_numpy(ref), atol=2e-6, rtol=0)
+    assert not torch.equal(out[params['blur']], no_blur[params['blur']])
+
+
+class _ShapeLog(torch.utils._python_dispatch.TorchDispatchMode):
+    """(op, input shapes) of every aten op, in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.log = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        shapes = tuple(tuple(a.shape) for a in args if isinstance(a, torch.Tensor))
+        self.log.append((str(func), shapes))
+        return func(*args, **(kwargs or {}))
+
+
+def test_kernels_and_shapes_are_the_same_every_batch():
+    """cudnn.benchmark tunes each new shape: the batched path runs the same ops on the same shapes whatever the
+    number of flipped / jittered / gray / blurred views of the batch."""
+    pre = make(size=32, num_views=2, blur_kernel_frac=0.2)
+    data = _batch(n=6)
+    logs, blurred = [], set()
+    for _ in range(4):
+        state = pre.generator.get_state()
+        blurred.add(int(pre.sample_params(torch.full((6, ), 375.), torch.full((6, ), 500.))['blur'].sum()))
+        pre.generator.set_state(state)
+        with _ShapeLog() as shapes:
+            pre(dict(data), training=True)
+        logs.append(shapes.log)
+    assert len(blurred) > 1  # the batches differ in their blur counts ...
+    assert all(log == logs[0] for log in logs[1:])  # ... and not in their kernels or shapes
+    assert any('convolution' in op for op, _ in logs[0])
+
+
+def test_augmentation_is_float32_and_unchanged_under_autocast():
+    """mmengine's AMP runs the data preprocessor inside autocast: the views are the float32 ones (the bf16 blur
+    used to crash the index-put); only the model after it runs in low precision."""
+    data = _batch()
+    expected = make(size=32)(dict(data), training=True)['inputs']
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        got = make(size=32)(dict(data), training=True)['inputs']
+    assert all(g.dtype == torch.float32 for g in got)
+    assert all(torch.equal(g, e) for g, e in zip(got, expected))
+
+
+def test_plan_is_one_float32_tensor_and_the_input_copy_is_non_blocking():
+    pre = make(num_views=2)
+    p = pre.sample_params(torch.full((5, ), 375.), torch.full((5, ), 500.))
+    plan = pre.make_plan(p, torch.full((5, ), 375.), torch.full((5, ), 500.), 320, 320)
+    assert plan.shape == (10, 20) and plan.dtype == torch.float32 and plan.device.type == 'cpu'
+    assert pre._non_blocking and not make(non_blocking=False)._non_blocking
