@@ -18,13 +18,16 @@ checkpoints carry over. How it is computed, per group and per (device, dtype) of
   takes the ratio in Python floats). ``s`` is cast to the parameters' dtype and unbound into ``P`` 0-d tensors:
   nothing is read on the host (mmpretrain calls ``.item()`` twice per parameter, i.e. waits for the GPU);
 - the update runs in place without temporaries, each line one ``torch._foreach_*`` call over the group:
-  ``v *= mu``; ``v += k s g``; ``v += k wd s w`` (``k = 1 - damp``, 1 on the first step); ``w -= v``. The per-parameter
-  factor enters as ``_foreach_addcmul_(out, [s_1..s_P], tensors, value)``: on CUDA (torch >= 2.11) a list of 0-d
-  tensors of the lists' dtype and device as ``tensor1`` takes the multi-tensor kernel (one launch per op for the
-  whole group, the factor read on the device); the other lists share shapes and strides with the parameters
-  (channels-last included), as the fast path requires. Groups with ``lars_exclude=True`` (norm layers and biases,
-  chosen by kind in ``SimCLROptimWrapperConstructor``) have ``trust = 1``: ``s = lr`` is a Python float and the
-  ops take it as ``alpha``; their ``weight_decay`` (0 there) is honoured as given.
+  ``v *= mu``; ``v += k s g``; ``v += k wd s w`` (``k = 1 - damp``, 1 on the first step); ``w -= v``. The
+  per-parameter factor enters as ``_foreach_addcmul_(out, [s_1..s_P], tensors, value)``: on CUDA, torch 2.14's
+  ``_foreach_addcmul_.Scalar`` runs a list of 0-d ``tensor1`` of the other lists' dtype and device in its
+  multi-tensor kernel (one launch per op for the whole group, each factor read on the device; older torch loops
+  over the tensors, same values). ``_foreach_mul_(TensorList, [0-d tensors])`` would not: its fast path needs
+  equal shapes, and its ``.Tensor`` overload takes one factor for all. The other lists share shapes and strides
+  with the parameters (channels-last included), as the fast path requires;
+- groups with ``lars_exclude=True`` (norm layers and biases, chosen by kind in ``SimCLROptimWrapperConstructor``)
+  have ``trust = 1``: ``s = lr`` is a Python float and the ops take it as ``alpha``; their ``weight_decay`` (0
+  there) is honoured as given.
 
 On CPU a ``_foreach_*`` op is a loop of the single-tensor op, so the step is ~6 passes over the parameters without
 temporaries (mmpretrain's loop makes three temporaries per parameter), which is faster than mmpretrain's step

@@ -121,7 +121,7 @@ def test_late_gradients_with_dampening_like_mmpretrain():
     ref = MMPretrainLARS(groups_of(ref_model), **kwargs)
     ours = LARS(groups_of(ours_model), **kwargs)
     grads = gradient_sequence(ref_model, steps=4)
-    late = {0, 3}  # the first conv's weight and the second conv's bias: no gradient on the first step
+    late = {0, 3}  # the two conv weights (adaptive group): no gradient on the first step
     for step, step_grads in enumerate(grads):
         for model in (ref_model, ours_model):
             for i, (p, g) in enumerate(zip(model.parameters(), step_grads)):
@@ -157,7 +157,8 @@ def test_channels_last_parameters(device):
 def test_mixed_dtypes_in_a_group_like_mmpretrain():
     """float32 and float64 parameters in one group: each dtype its own multi-tensor calls, same values."""
     torch.manual_seed(2)
-    shapes_dtypes = [((5, 3), torch.float32), ((4, ), torch.float64), ((2, 2, 3), torch.float32), ((7, ), torch.float64)]
+    shapes_dtypes = [((5, 3), torch.float32), ((4, ), torch.float64), ((2, 2, 3), torch.float32),
+                     ((7, ), torch.float64)]
     params_ref = [nn.Parameter(torch.randn(s, dtype=d)) for s, d in shapes_dtypes]
     params_ours = [nn.Parameter(p.detach().clone()) for p in params_ref]
     ref = MMPretrainLARS(params_ref, lr=0.3, momentum=0.9, weight_decay=1e-4, nesterov=True)
@@ -167,7 +168,11 @@ def test_mixed_dtypes_in_a_group_like_mmpretrain():
             g = torch.randn_like(pr)
             pr.grad, po.grad = g.clone(), g.clone()
         ref.step()
-        ours.step()
+        with ForeachRecorder() as rec:
+            ours.step()
+    assert {args[0][0].dtype for op, args, _ in rec.foreach} == {torch.float32, torch.float64}
+    for op, args, _ in rec.foreach:
+        assert not fast_path_problems(op, args), fast_path_problems(op, args)
     for pr, po in zip(params_ref, params_ours):
         assert po.dtype == pr.dtype
         assert rel_diff(po.detach(), pr.detach()) <= 1e-6
