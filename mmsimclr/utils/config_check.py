@@ -7,7 +7,10 @@ is built:
 
 * every ``type`` (and ``optim_wrapper.constructor``) names a registered module;
 * the training data (and validation data, when ``val_cfg`` is set) exist: ``data_root``, ``ann_file`` and, for image
-  folder datasets, a folder that holds at least one image;
+  folder datasets, a folder that holds at least one image; without an annotation file (ImageNet's
+  ``meta/<split>.txt`` missing), a dataset with fixed classes (ImageNet: 1000) needs that many class sub-folders,
+  which mmpretrain would only assert after scanning every image. Relative paths are shown with the absolute path
+  they mean from the working directory;
 * the config file agrees with its name (``NxbB`` = GPUs x batch per GPU, ``Ee`` = epochs); a value set on the
   command line that differs from the name is reported as a warning, since that is deliberate;
 * every ``temperature`` in the model is > 0, the model builds, and a dry run of backbone, neck and head on a tiny
