@@ -175,12 +175,13 @@ def test_mim_train_slurm_launcher_builds_the_srun_command(installed, tmp_path):
     (bin_dir / 'srun').chmod(0o755)
     path = os.pathsep.join(p for p in (str(installed), os.environ.get('PYTHONPATH')) if p)
     _run([sys.executable, '-m', 'mim', 'train', 'mmsimclr', TINY, '--launcher', 'slurm', '--gpus', '16',
-          '--gpus-per-node', '8', '--partition', 'part', '--srun-args', '--job-name=simclr_tiny', '--work-dir', str(tmp_path / 'work')], str(tmp_path),
-         PYTHONPATH=path, PATH=os.pathsep.join([str(bin_dir), os.environ['PATH']]))
+          '--gpus-per-node', '8', '--partition', 'part', '--srun-args', '--job-name=simclr_tiny',
+          '--work-dir', str(tmp_path / 'work')],
+         str(tmp_path), PYTHONPATH=path, PATH=os.pathsep.join([str(bin_dir), os.environ['PATH']]))
     args = record.read_text().splitlines()
     mim_dir = installed / 'mmsimclr' / '.mim'
-    for expected in ('part', '--gres=gpu:8', '--job-name=simclr_tiny', '--ntasks=16', '--ntasks-per-node=8', sys.executable,
-                     str(mim_dir / 'tools' / 'train.py'), str(mim_dir / 'configs' / TINY)):
+    for expected in ('part', '--gres=gpu:8', '--job-name=simclr_tiny', '--ntasks=16', '--ntasks-per-node=8',
+                     sys.executable, str(mim_dir / 'tools' / 'train.py'), str(mim_dir / 'configs' / TINY)):
         assert expected in args, (expected, args)
     assert args[args.index('--launcher') + 1] == 'slurm'
     assert args.index(str(mim_dir / 'tools' / 'train.py')) + 1 == args.index(str(mim_dir / 'configs' / TINY))
