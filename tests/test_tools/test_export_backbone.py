@@ -4,7 +4,6 @@ Oracles: mmsimclr's SimCLR ``embed()['feat']`` (pooled backbone features), mmpre
 and mmpretrain's ``ResNet(init_cfg=Pretrained)`` loading; the consumer side is stock torchvision. Every weight and
 batch-norm running statistic is randomised, so a dropped, mis-named or mis-placed tensor changes the numbers.
 """
-import glob
 import json
 import os.path as osp
 
@@ -158,10 +157,9 @@ def test_resnet18_basic_blocks(tmp_path, images, style):
         torch.testing.assert_close(tv(images), model.embed(images)['feat'], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize('depth, backbone, message', [
+@pytest.mark.parametrize('depth, backbone, message', [  # style='caffe': test_bottleneck_style_caffe_is_refused
     (18, dict(type='ResNetV1c'), 'deep stem'),
     (18, dict(avg_down=True), 'avg_down'),
-    (50, dict(style='caffe'), "style='caffe'"),  # Bottleneck: stride in the first 1x1 conv (ResNet v1)
     (18, dict(type='ResNet_CIFAR'), 'ResNet_CIFAR'),
     (18, dict(base_channels=16, stem_channels=16), 'reduced width'),
     (18, dict(dilations=(1, 1, 1, 2), strides=(1, 2, 2, 1)), 'strides'),
@@ -182,19 +180,26 @@ def test_torchvision_refuses_what_it_cannot_express(tmp_path, depth, backbone, m
     assert osp.isfile(out)
 
 
-def test_style_caffe_is_refused_only_with_a_config(tmp_path, capsys):
-    """Stride placement is invisible in the weights: without a stored config the tool says what it assumed,
-    and --config lets it check."""
-    cfg = simclr_cfg(depth=50, style='caffe')
-    model = MODELS.build(cfg.model)
-    ckpt = str(tmp_path / 'bare.pth')
-    torch.save({'state_dict': model.state_dict()}, ckpt)
-    export([ckpt, str(tmp_path / 'assumed.pth'), '--format', 'torchvision'])
+def test_bottleneck_style_caffe_is_refused(simclr_r50, tmp_path, capsys):
+    """style='caffe' puts a Bottleneck's stride in its first 1x1 conv (ResNet v1), which torchvision (v1.5) cannot
+    express, with the same parameter shapes: it is refused from the stored config, or from --config when the
+    checkpoint stores none (then the tool says what it assumed)."""
+    model, _ = simclr_r50
+    caffe = simclr_cfg(style='caffe')
+    stored = str(tmp_path / 'caffe.pth')
+    save_checkpoint(model, caffe, stored)
+    with pytest.raises(ExportError, match="style='caffe'.*use --format mmpretrain") as e:
+        export([stored, str(tmp_path / 'out.pth'), '--format', 'torchvision'])
+    assert stored in str(e.value) and not osp.exists(tmp_path / 'out.pth')
+
+    bare = str(tmp_path / 'bare.pth')
+    torch.save({'state_dict': model.state_dict()}, bare)
+    export([bare, str(tmp_path / 'assumed.pth'), '--format', 'torchvision'])
     assert 'assuming mmpretrain\'s defaults (style="pytorch"' in capsys.readouterr().err
-    config = tmp_path / 'caffe.py'
-    cfg.dump(str(config))
+    config = tmp_path / 'caffe_config.py'
+    caffe.dump(str(config))
     with pytest.raises(ExportError, match="style='caffe'"):
-        export([ckpt, str(tmp_path / 'checked.pth'), '--format', 'torchvision', '--config', str(config)])
+        export([bare, str(tmp_path / 'checked.pth'), '--format', 'torchvision', '--config', str(config)])
 
 
 def test_not_a_simclr_or_classifier_checkpoint(tmp_path):
@@ -207,6 +212,26 @@ def test_not_a_simclr_or_classifier_checkpoint(tmp_path):
     assert not osp.exists(tmp_path / 'out.pth')
 
 
+def test_stored_config_is_read_not_executed(tmp_path, capsys):
+    """meta['cfg'] comes from the (untrusted) checkpoint: it is parsed, never run, and custom_imports (mmselfsup in
+    published files) are not imported."""
+    marker = tmp_path / 'executed'
+    text = (f"open({str(marker)!r}, 'w').close()\n"
+            "custom_imports = dict(imports=['mmselfsup.models'], allow_failed_imports=False)\n"
+            "model = dict(type='SimCLR', backbone=dict(type='ResNet', depth=18, style='caffe'), "
+            "data_preprocessor=dict(mean=[1.0, 2.0, 3.0], std=[4.0, 5.0, 6.0], to_rgb=True))\n")
+    ckpt = str(tmp_path / 'ckpt.pth')
+    torch.save({'state_dict': {'backbone.conv1.weight': torch.ones(2, 3, 1, 1)}, 'meta': {'cfg': text}}, ckpt)
+    summary = export([ckpt, str(tmp_path / 'out.pth')])
+    assert not marker.exists()
+    assert summary['normalisation'] == dict(mean=[1.0, 2.0, 3.0], std=[4.0, 5.0, 6.0], channel_order='RGB')
+
+    text = "model = dict(backbone=dict(type='ResNet', depth=__import__('os').getpid()))\n"
+    torch.save({'state_dict': {'backbone.conv1.weight': torch.ones(2, 3, 1, 1)}, 'meta': {'cfg': text}}, ckpt)
+    export([ckpt, str(tmp_path / 'out.pth')])
+    assert 'could not read the model config stored in ' + ckpt in capsys.readouterr().err
+
+
 def test_output_never_replaces_the_input(simclr_r50, tmp_path):
     _, ckpt = simclr_r50
     size = osp.getsize(ckpt)
@@ -217,44 +242,57 @@ def test_output_never_replaces_the_input(simclr_r50, tmp_path):
         export([str(tmp_path / 'missing.pth'), str(tmp_path / 'out.pth')])
 
 
+def _legacy_manifest():
+    with open(osp.join(LEGACY, 'manifest.json')) as f:
+        return json.load(f)
+
+
 def _legacy_files():
-    if not osp.isdir(LEGACY):
+    """File names from the fixtures' manifest (empty when absent: test_legacy_manifest then reports why)."""
+    try:
+        return sorted(_legacy_manifest()['files'])
+    except (OSError, ValueError, KeyError):
         return []
-    return sorted(glob.glob(osp.join(LEGACY, '*.pth')))
-
-
-@pytest.mark.checkpoint
-@pytest.mark.skipif(not osp.isdir(LEGACY), reason='tests/data/legacy_checkpoints/ (issue 12 fixtures) absent')
-@pytest.mark.parametrize('path', _legacy_files(), ids=osp.basename)
-def test_legacy_published_fixtures(path, tmp_path):
-    """Files written by mmselfsup 1.x (reduced-width ResNet-50 layout): the mmpretrain-format export loads into
-    the ResNet their own config describes with every weight equal; torchvision refuses the reduced width."""
-    from mmsimclr.utils.checkpoint import safe_torch_load
-    from mmpretrain.models import ResNet
-    checkpoint = safe_torch_load(path, map_location='cpu')
-    source = {k[len('backbone.'):]: v for k, v in checkpoint['state_dict'].items() if k.startswith('backbone.')}
-    backbone_cfg = Config.fromstring(checkpoint['meta']['cfg'], file_format='.py').model.backbone.to_dict()
-    for key in ('type', 'init_cfg', 'norm_cfg'):
-        backbone_cfg.pop(key, None)
-
-    out = str(tmp_path / 'backbone.pth')
-    assert export([path, out])['num_tensors'] == len(source)
-    net = ResNet(**backbone_cfg, init_cfg=dict(type='Pretrained', checkpoint=out))
-    net.init_weights()
-    loaded = net.state_dict()
-    assert set(loaded) == set(source)
-    for key, value in source.items():
-        assert torch.equal(loaded[key], value), key
-
-    with pytest.raises(ExportError, match='use --format mmpretrain') as e:
-        export([path, str(tmp_path / 'tv.pth'), '--format', 'torchvision'])
-    assert path in str(e.value)
 
 
 @pytest.mark.checkpoint
 def test_legacy_manifest_lists_the_files():
     if not osp.isdir(LEGACY):
         pytest.skip('tests/data/legacy_checkpoints/ (issue 12 fixtures) absent')
-    with open(osp.join(LEGACY, 'manifest.json')) as f:
-        manifest = json.load(f)
-    assert _legacy_files(), manifest
+    files = _legacy_manifest()['files']
+    assert any(info['format'] == 'legacy' for info in files.values())
+    for name in files:
+        assert osp.isfile(osp.join(LEGACY, name)), name
+
+
+@pytest.mark.checkpoint
+@pytest.mark.skipif(not osp.isdir(LEGACY), reason='tests/data/legacy_checkpoints/ (issue 12 fixtures) absent')
+@pytest.mark.parametrize('name', _legacy_files())
+def test_legacy_published_fixtures(name, tmp_path):
+    """Files written by mmselfsup 1.x / mmcls 1.0.0rc (ResNet-50 layout at reduced width, raw and published):
+    the mmpretrain-format export loads into the ResNet their manifest describes, every weight equal to the file's
+    (checked against the manifest's per-tensor float64 sums, not through the loader under test); torchvision
+    refuses the reduced width with an error naming the file."""
+    from mmpretrain.models import ResNet
+    path = osp.join(LEGACY, name)
+    info = _legacy_manifest()['files'][name]
+    expected = {k[len('backbone.'):]: v for k, v in info['state_dict'].items() if k.startswith('backbone.')}
+    backbone_cfg = dict(info['mmsimclr_model']['backbone'])
+    assert backbone_cfg.pop('type') == 'ResNet'
+    backbone_cfg.pop('init_cfg', None)
+
+    out = str(tmp_path / 'backbone.pth')
+    assert export([path, out])['num_tensors'] == len(expected)
+    net = ResNet(**backbone_cfg, init_cfg=dict(type='Pretrained', checkpoint=out))
+    net.init_weights()
+    loaded = net.state_dict()
+    assert set(loaded) == set(expected)
+    for key, ref in expected.items():
+        t = loaded[key].to(torch.float64)
+        assert list(t.shape) == ref['shape'], key
+        assert float(t.sum()) == pytest.approx(ref['sum'], rel=1e-9, abs=1e-9), key
+        assert float((t * t).sum()) == pytest.approx(ref['sum_sq'], rel=1e-9, abs=1e-9), key
+
+    with pytest.raises(ExportError, match='reduced width.*use --format mmpretrain') as e:
+        export([path, str(tmp_path / 'tv.pth'), '--format', 'torchvision'])
+    assert path in str(e.value)
