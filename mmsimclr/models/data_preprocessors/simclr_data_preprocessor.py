@@ -103,7 +103,8 @@ class SimCLRDataPreprocessor(SelfSupDataPreprocessor):
     ``data['data_samples']`` with ``ori_shape`` in their metainfo (absent: the tensor is taken as the original).
     Output: ``{'inputs': [V tensors (N, 3, size, size)], 'data_samples': ...}``, normalised with ``mean``/``std``
     (0-255 scale), i.e. what ``SimCLR.loss`` expects. Anything else (a list of views made on the CPU, or
-    ``training=False``) is handled exactly as by ``SelfSupDataPreprocessor``.
+    ``training=False``) gives what ``SelfSupDataPreprocessor`` gives (its BGR -> RGB swap done as a flip, which
+    needs no host -> device copy of an index list).
 
     Args:
         mean, std, to_rgb: as ``SelfSupDataPreprocessor``.
@@ -329,14 +330,34 @@ class SimCLRDataPreprocessor(SelfSupDataPreprocessor):
                 view[i] = shape[:2]
         return sizes[:, 0], sizes[:, 1]
 
+    def _to_rgb(self, x: torch.Tensor) -> torch.Tensor:
+        """BGR -> RGB as a flip of the channel dim: ``x[:, [2, 1, 0]]`` (mmpretrain's) makes a tensor from the
+        Python list and copies it to the device, blocking the host, at every call."""
+        if not self._channel_conversion:
+            return x
+        if x.dim() < 2 or x.shape[1] != 3:
+            raise ValueError(f'SimCLRDataPreprocessor: to_rgb=True swaps 3 colour channels (dim 1) but got inputs '
+                             f'of shape {tuple(x.shape)}; give (N, 3, H, W) images or set to_rgb=False')
+        return x.flip(1)
+
     def forward(self, data: dict, training: bool = False) -> dict:
-        inputs = data.get('inputs') if isinstance(data, dict) else None
+        if not isinstance(data, dict) or 'inputs' not in data:
+            raise TypeError('SimCLRDataPreprocessor expects the dict of default_collate ({"inputs": ..., '
+                            f'"data_samples": ...}}), got {type(data).__name__}')
+        inputs = data['inputs']
         if not training or not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
-            return super().forward(data, training)
+            # views made on the CPU (a list) or evaluation: what SelfSupDataPreprocessor returns
+            data = self.cast_data(data)
+
+            def prepare(x: torch.Tensor) -> torch.Tensor:
+                x = self._to_rgb(x).float()
+                return (x - self.mean) / self.std if self._enable_normalize else x
+
+            inputs = data['inputs']
+            inputs = [prepare(x) for x in inputs] if isinstance(inputs, (list, tuple)) else prepare(inputs)
+            return {'inputs': inputs, 'data_samples': data.get('data_samples')}
         data = self.cast_data(data)
-        images, data_samples = data['inputs'], data.get('data_samples')
-        if self._channel_conversion:
-            images = images.flip(1)  # BGR -> RGB (an index list would be a host -> device copy)
+        images, data_samples = self._to_rgb(data['inputs']), data.get('data_samples')
         n, _, s_h, s_w = images.shape
         heights, widths = self._original_sizes(data_samples, n, s_h, s_w)
         with torch.autocast(images.device.type, enabled=False):
