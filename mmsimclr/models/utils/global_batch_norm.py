@@ -30,10 +30,10 @@ GPU. The function keeps only what BatchNorm keeps: the input (in its own dtype),
 
 Kernels: on CUDA torch's fused batch-norm kernels (``batch_norm_stats``, ``batch_norm_gather_stats_with_counts``,
 ``batch_norm_elemt``, ``batch_norm_backward_reduce``, ``batch_norm_backward_elemt`` -- those ``SyncBatchNorm``
-uses, so the cost is SyncBatchNorm's). Those have no CPU kernels; on CPU (and any other device) the statistics come
-from ``batch_norm_update_stats``, the element-wise passes from BatchNorm's own fused inference kernel
-(``torch.batch_norm`` with ``training=False`` and the global statistics) and the backward sums from
-``native_batch_norm_backward`` (grad_weight and grad_bias are exactly sum g * xhat and sum g).
+uses, so the cost is SyncBatchNorm's). Those have no CPU kernels; elsewhere (CPU; other devices untested) the
+statistics come from ``batch_norm_update_stats``, the element-wise passes from BatchNorm's own fused inference
+kernel (``torch.batch_norm`` with ``training=False`` and the global statistics) and the backward sums from
+``native_batch_norm_backward`` (its grad_weight and grad_bias are exactly sum g * xhat and sum g).
 
 Input ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)`` (any memory format); output has the same shape, dtype and memory
 format (as BatchNorm under autocast: the input's dtype). State-dict keys are BatchNorm's.

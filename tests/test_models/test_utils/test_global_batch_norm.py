@@ -3,6 +3,7 @@
 In one process the global batch is the local batch, so the global path (statistics all-gathered and combined,
 gradient sums all-reduced; run here in a one-rank gloo group) must give BatchNorm's outputs, gradients and running
 statistics. The 2-rank tests in ``test_distributed.py`` check the global statistics themselves.
+Where CUDA is available the same checks run on the GPU (fused SyncBatchNorm kernels; gloo handles CUDA tensors).
 """
 import pytest
 import torch
@@ -24,7 +25,10 @@ def one_rank_group():
         dist.destroy_process_group()
 
 
-def _pair(shape, affine=True, momentum=0.1, dtype=torch.float32):
+DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(not torch.cuda.is_available(), reason='no GPU'))]
+
+
+def _pair(shape, affine=True, momentum=0.1, dtype=torch.float32, device='cpu'):
     """(torch BatchNorm, GlobalBN) with the same random affine parameters."""
     reference = (torch.nn.BatchNorm1d if len(shape) < 4 else torch.nn.BatchNorm2d)(
         shape[1], affine=affine, momentum=momentum).to(dtype)
@@ -34,13 +38,13 @@ def _pair(shape, affine=True, momentum=0.1, dtype=torch.float32):
             reference.bias.uniform_(-1, 1)
     ours = GlobalBatchNorm(shape[1], affine=affine, momentum=momentum).to(dtype)
     ours.load_state_dict(reference.state_dict())
-    return reference, ours
+    return reference.to(device), ours.to(device)
 
 
 def _step(module, x, upstream, global_path, amp=False):
     """Forward (training) + backward with a fixed upstream gradient; returns (y, dL/dx)."""
     x = x.clone().requires_grad_()
-    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=amp):
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
         y = module._global_forward(x) if global_path else module(x)
     y.backward(upstream.to(y.dtype))
     return y.detach(), x.grad
@@ -51,6 +55,7 @@ def _params_and_buffers(module):
         f'{k}.grad': p.grad for k, p in module.named_parameters()}
 
 
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('shape,channels_last,affine,momentum', [
     ((16, 6), False, True, 0.1),  # BatchNorm1d on (N, C): the projection head
     ((4, 5, 7), False, True, 0.1),  # BatchNorm1d on (N, C, L)
@@ -58,12 +63,12 @@ def _params_and_buffers(module):
     ((4, 5, 6, 7), True, True, 0.1),
     ((4, 5, 6, 7), True, False, None),  # no affine; cumulative running average
 ])
-def test_global_path_equals_batch_norm(one_rank_group, shape, channels_last, affine, momentum):
+def test_global_path_equals_batch_norm(one_rank_group, shape, channels_last, affine, momentum, device):
     torch.manual_seed(0)
-    reference, ours = _pair(shape, affine, momentum)
+    reference, ours = _pair(shape, affine, momentum, device=device)
     for step in range(2):  # two steps: the running statistics accumulate
-        x = torch.randn(shape) * 3 + 2 * step - 1
-        upstream = torch.randn(shape)
+        x = (torch.randn(shape) * 3 + 2 * step - 1).to(device)
+        upstream = torch.randn(shape).to(device)
         if channels_last:
             x, upstream = (t.to(memory_format=torch.channels_last) for t in (x, upstream))
         y_ref, dx_ref = _step(reference, x, upstream, global_path=False)
@@ -75,19 +80,20 @@ def test_global_path_equals_batch_norm(one_rank_group, shape, channels_last, aff
         for name, value in _params_and_buffers(ours).items():
             torch.testing.assert_close(value, expected[name], rtol=1e-5, atol=1e-5, msg=name)
     reference.eval(), ours.eval()
-    x = torch.randn(shape)
+    x = torch.randn(shape).to(device)
     torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
 
 
-def test_bf16_autocast_matches_batch_norm_and_float64(one_rank_group):
+@pytest.mark.parametrize('device', DEVICES)
+def test_bf16_autocast_matches_batch_norm_and_float64(one_rank_group, device):
     """Under autocast a convolution hands BN bf16; GlobalBN returns bf16 like BatchNorm, with float32 statistics."""
     torch.manual_seed(0)
     shape = (4, 5, 6, 7)
-    reference, ours = _pair(shape)
-    exact, _ = _pair(shape, dtype=torch.float64)
+    reference, ours = _pair(shape, device=device)
+    exact, _ = _pair(shape, dtype=torch.float64, device=device)
     exact.load_state_dict(reference.state_dict())
-    x = (torch.randn(shape) * 3 + 1).bfloat16().to(memory_format=torch.channels_last)
-    upstream = torch.randn(shape).bfloat16()
+    x = (torch.randn(shape) * 3 + 1).bfloat16().to(device, memory_format=torch.channels_last)
+    upstream = torch.randn(shape).bfloat16().to(device)
     y_ref, dx_ref = _step(reference, x, upstream, global_path=False, amp=True)
     y, dx = _step(ours, x, upstream, global_path=True, amp=True)
     y_64, dx_64 = _step(exact, x.double(), upstream.double(), global_path=False)
@@ -105,14 +111,15 @@ def test_bf16_autocast_matches_batch_norm_and_float64(one_rank_group):
         torch.testing.assert_close(getattr(ours, name), getattr(reference, name), rtol=1e-5, atol=1e-6)
 
 
-def test_gradient_only_for_parameters(one_rank_group):
+@pytest.mark.parametrize('device', DEVICES)
+def test_gradient_only_for_parameters(one_rank_group, device):
     """An input that needs no gradient (an image) skips the input gradient; parameter gradients stay exact."""
     torch.manual_seed(0)
-    reference, ours = _pair((8, 3, 4, 4))
-    x = torch.randn(8, 3, 4, 4)
+    reference, ours = _pair((8, 3, 4, 4), device=device)
+    x = torch.randn(8, 3, 4, 4, device=device)
     for module, global_path in ((reference, False), (ours, True)):
         y = module._global_forward(x) if global_path else module(x)
-        (y * torch.arange(y.numel()).view(y.shape)).sum().backward()
+        (y * torch.arange(y.numel(), device=device).view(y.shape)).sum().backward()
     torch.testing.assert_close(ours.weight.grad, reference.weight.grad, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(ours.bias.grad, reference.bias.grad, rtol=1e-5, atol=1e-4)
 
