@@ -13,5 +13,9 @@ register_checkpoint_loader()
 
 from .apis import (extract_features, get_model, inference_model, list_models,  # noqa: E402
                    register_model)
+from .apis.download import register_url_checkpoint_loader  # noqa: E402
+
+# ... and its http(s) checkpoint loading (init_cfg=Pretrained with a URL) cached, checked and weights-only too
+register_url_checkpoint_loader()
 
 __all__ = ['__version__', 'extract_features', 'get_model', 'inference_model', 'list_models', 'register_model']

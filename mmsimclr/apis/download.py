@@ -24,6 +24,10 @@ import urllib.parse
 import urllib.request
 from typing import Optional
 
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from mmsimclr.utils.checkpoint import safe_torch_load
+
 CACHE_ENV = 'MMSIMCLR_CACHE'
 MIRROR_ENV = 'MMSIMCLR_MIRROR'
 OFFICIAL_PREFIX = 'https://download.openmmlab.com/'
@@ -274,3 +278,22 @@ def fetch_checkpoint(source: str, progress: bool = True, check_hash: bool = True
         return dst
     _stream_to(location, source, dst, prefix, progress, timeout)
     return dst
+
+
+def load_from_url_weights_only(filename: str, map_location=None, model_dir=None, progress: bool = True):
+    """mmengine ``CheckpointLoader`` scheme for ``http://`` / ``https://`` checkpoints.
+
+    mmengine's own URL loader ends in a plain ``torch.load``, which under torch >= 2.6 refuses every mmengine and
+    OpenMMLab checkpoint (numpy and ``HistoryBuffer`` entries) — e.g. mmpretrain's linear-evaluation configs, whose
+    ``init_cfg=dict(type='Pretrained', checkpoint='https://download.openmmlab.com/...')`` names a published file.
+    Here such a URL goes through :func:`fetch_checkpoint` (``$MMSIMCLR_MIRROR``, cache, sha256 check) and is read
+    weights-only like a local file. ``model_dir`` (mmengine's cache argument) is ignored: the cache is
+    :func:`cache_dir`.
+    """
+    path = fetch_checkpoint(filename, progress=progress)
+    return safe_torch_load(path, map_location=map_location, name=f'{path} (from {filename})')
+
+
+def register_url_checkpoint_loader() -> None:
+    """Install :func:`load_from_url_weights_only` for http(s) URLs in mmengine (idempotent)."""
+    CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), loader=load_from_url_weights_only, force=True)
