@@ -248,11 +248,13 @@ def _legacy_manifest():
 
 
 def _legacy_files():
-    """File names from the fixtures' manifest (empty when absent: test_legacy_manifest then reports why)."""
+    """The fixtures' SimCLR/classifier files, from their manifest (empty when absent:
+    test_legacy_manifest_lists_the_files then says why)."""
     try:
-        return sorted(_legacy_manifest()['files'])
+        files = _legacy_manifest()['files']
     except (OSError, ValueError, KeyError):
         return []
+    return sorted(name for name, info in files.items() if 'mmsimclr_model' in info and 'state_dict' in info)
 
 
 @pytest.mark.checkpoint
