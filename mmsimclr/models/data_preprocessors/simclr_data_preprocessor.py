@@ -63,13 +63,13 @@ def shift_hue(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     RGB -> HSV with hue in sextants, shift, then back with the closed form
     ``c_n = v - v * s * clamp(min(k, 4 - k), 0, 1)``, ``k = (n + 6 h) mod 6``, ``n = 5, 3, 1`` for R, G, B.
     """
-    maxc, argmax = x.max(dim=1)
-    minc = x.min(dim=1).values
+    r, g, b = x.unbind(dim=1)
+    maxc = torch.maximum(torch.maximum(r, g), b)  # element-wise: max / min over a dim of 3 are slow reductions
+    minc = torch.minimum(torch.minimum(r, g), b)
     chroma = maxc - minc
     safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
-    r, g, b = x.unbind(dim=1)
-    hue = torch.where(argmax == 0, (g - b) / safe,
-                      torch.where(argmax == 1, (b - r) / safe + 2., (r - g) / safe + 4.))
+    hue = torch.where(r == maxc, (g - b) / safe,  # the first maximal channel, as max(dim=1)'s index
+                      torch.where(g == maxc, (b - r) / safe + 2., (r - g) / safe + 4.))
     hue = torch.where(chroma > 0, hue, torch.zeros_like(hue))  # sextants, in (-1, 5]
     hue = torch.remainder(hue + 6. * delta.view(-1, 1, 1).to(x.dtype), 6.)
     sat_v = chroma  # v * s
@@ -290,13 +290,13 @@ class SimCLRDataPreprocessor(SelfSupDataPreprocessor):
 
     @staticmethod
     def _blend(x: torch.Tensor, code: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-        """``clamp(f x + (1 - f) t)`` per row, ``t`` = 0 (brightness, ``code`` 0), the mean luma (contrast, 1) or
-        the luma image (saturation, 2); ``f = 1`` leaves ``x`` (in [0, 1]) exactly as it is."""
+        """``clamp(t + f (x - t))`` per row (``torch.lerp``, one pass), ``t`` = 0 (brightness, ``code`` 0), the mean
+        luma (contrast, 1) or the luma image (saturation, 2); ``f = 1`` gives ``x`` (in [0, 1]) exactly."""
         gray = _gray(x)
         code = code.view(-1, 1, 1, 1)
-        target = torch.where(code == 1., gray.mean(dim=(1, 2, 3), keepdim=True), torch.where(code == 2., gray, 0.))
-        f = _bcast(f)
-        return (x * f + (1. - f) * target).clamp_(0., 1.)
+        # t = gray * [code == 2] + mean * [code == 1]: exact (products with 0 / 1), one op
+        target = torch.addcmul(gray.mean(dim=(1, 2, 3), keepdim=True) * (code == 1.), gray, code == 2.)
+        return torch.lerp(target, x, _bcast(f)).clamp_(0., 1.)
 
     @staticmethod
     def _brightness(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
