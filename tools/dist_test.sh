@@ -9,4 +9,6 @@ CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
 shift 3
+# Evaluation is not restarted by default (a failure would only repeat); PORT, NNODES, MMSIMCLR_DEVICE as dist_train.sh.
+export MAX_RESTARTS=${MAX_RESTARTS:-0}
 exec bash "$(dirname "$0")/torchrun.sh" tools/test.py "$GPUS" "$CONFIG" "$CHECKPOINT" "$@"

@@ -55,6 +55,11 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mmsimclr.utils import init_cpu_dist_if_needed, register_all_modules
+    from mmsimclr.utils.dist import DeviceError, check_device, fit_loader_workers
+    try:  # a GPU machine where torch cannot use CUDA: stop now (MMSIMCLR_DEVICE=cpu to evaluate on the CPU)
+        check_device(args.launcher)
+    except DeviceError as e:
+        sys.exit(f'mmsimclr: {e}')
     register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
@@ -63,11 +68,15 @@ def main(argv=None):
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    workers_note = fit_loader_workers(cfg, keep={k.split('.')[0] for k in args.cfg_options or {}
+                                                 if k.endswith('.num_workers')})
     # evaluating needs no pretrained initialisation: the checkpoint brings all the weights
     timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
     if init_cpu_dist_if_needed(args.launcher, timeout_s=timeout):
         cfg.env_cfg.dist_cfg.backend = 'gloo'
     runner = Runner.from_cfg(cfg)
+    if workers_note:
+        runner.logger.warning(workers_note)
     metrics = runner.test()
     if args.out and runner.rank == 0:
         import json

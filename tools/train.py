@@ -59,6 +59,11 @@ def parse_args(argv=None):
         parser.exit(2, f'{parser.prog}: error: --resume {args.resume}: no such checkpoint (absolute: '
                     f'{osp.abspath(args.resume)}); pass a checkpoint file, or --resume alone for the latest one in '
                     'the work dir\n')
+    restarts = os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')
+    if args.resume is None and restarts.isdigit() and int(restarts) > 0:  # torchrun --max-restarts restarted us
+        print(f'{parser.prog}: torchrun restart {restarts}: resuming from the latest checkpoint (--resume auto)',
+              file=sys.stderr)
+        args.resume = 'auto'
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -98,10 +103,16 @@ def main(argv=None):
 
     from mmsimclr.utils import init_cpu_dist_if_needed, register_all_modules
     from mmsimclr.utils.config_check import ConfigError, check_config
-    from mmsimclr.utils.dist import exit_when_a_rank_is_lost
+    from mmsimclr.utils.dist import DeviceError, check_device, exit_when_a_rank_is_lost, fit_loader_workers
     from mmsimclr.utils.resume import find_resume_checkpoint
+    try:  # a GPU machine where torch cannot use CUDA: stop now, not after minutes of CPU training (MMSIMCLR_DEVICE)
+        check_device(args.launcher)
+    except DeviceError as e:
+        sys.exit(f'mmsimclr: {e}')
     register_all_modules(init_default_scope=False)
     cfg = build_config(args)
+    workers_note = fit_loader_workers(cfg, keep={k.split('.')[0] for k in args.cfg_options or {}
+                                                 if k.endswith('.num_workers')})
     try:  # before any work: unknown types, missing data, name/value contradictions, shape mismatches
         check_config(cfg, args.config, Config.fromfile(args.config))
     except ConfigError as e:
@@ -113,6 +124,8 @@ def main(argv=None):
     if init_cpu_dist_if_needed(args.launcher, timeout_s=timeout):
         cfg.env_cfg.dist_cfg.backend = 'gloo'
     runner = Runner.from_cfg(cfg)
+    if workers_note:
+        runner.logger.warning(workers_note)
     with exit_when_a_rank_is_lost(timeout):
         runner.train()
     return runner

@@ -4,6 +4,12 @@ mmengine's ``init_dist('pytorch')`` calls ``torch.cuda.set_device`` unconditiona
 without GPUs. When no GPU is visible we start the process group ourselves with gloo (mmengine then sees an
 initialised group and skips its own start-up); with GPUs, mmengine's path (NCCL) is used unchanged.
 
+Before that, :func:`check_device` stops a launch on a GPU machine where torch cannot use CUDA (instead of silently
+training on CPU processes) with the likely cause, unless ``MMSIMCLR_DEVICE=cpu`` asks for the CPU on purpose (see
+:mod:`mmsimclr.utils.device_probe`). Under slurm without GPUs, ``MASTER_ADDR`` is the job's first node (never
+127.0.0.1) and ``MASTER_PORT`` derives from the job id (two jobs on one node do not collide).
+:func:`fit_loader_workers` lowers the data loaders' ``num_workers`` to the CPUs a rank has.
+
 When a rank dies or hangs, the others block in their next collective until ``env_cfg.dist_cfg.timeout`` (10 minutes
 in ``default_runtime.py``, not torch's 30) or fail at once on a closed connection; :func:`exit_when_a_rank_is_lost`
 turns either into one clear message and a prompt exit.
@@ -13,27 +19,69 @@ import datetime
 import os
 import sys
 import traceback
-from typing import Optional
+from typing import Iterable, Optional
 
 import torch
 import torch.distributed as dist
+
+from .device_probe import (DEVICE_ENV, DeviceError, cpus_per_rank, cuda_problem, first_hostname, requested_device,
+                           slurm_port)
+
+
+def check_device(launcher: str) -> str:
+    """``'cuda'`` or ``'cpu'``: the device this process of a ``launcher`` job will train on. Raises
+    :class:`DeviceError` (before any process group exists) when the machine or the slurm job has GPUs but torch
+    cannot use CUDA, naming the likely cause; ``MMSIMCLR_DEVICE=cpu`` chooses the CPU on purpose and hides the GPUs
+    from this process (``CUDA_VISIBLE_DEVICES=''``, which must happen before CUDA is first used).
+    Single-process runs (``launcher='none'``) are not checked."""
+    device = requested_device()
+    if device == 'cpu':
+        if torch.cuda.is_initialized():
+            raise DeviceError(f'{DEVICE_ENV}=cpu must be set before the process starts (CUDA is already in use)')
+        os.environ['CUDA_VISIBLE_DEVICES'] = ''
+        return 'cpu'
+    if torch.cuda.is_available():
+        return 'cuda'
+    if launcher != 'none' or device == 'cuda':
+        problem = cuda_problem(launcher=launcher)
+        if problem:
+            raise DeviceError(problem)
+    return 'cpu'
+
+
+def prepare_slurm_env(env=os.environ, scontrol: Optional[str] = None) -> None:
+    """The rendezvous variables of a slurm task, where the launch script left them unset: ``MASTER_PORT`` from the job
+    id (:func:`~mmsimclr.utils.device_probe.slurm_port`) and ``MASTER_ADDR`` = the first node of ``SLURM_NODELIST``
+    (mmengine's NCCL path reads both from the environment too). RANK / WORLD_SIZE / LOCAL_RANK from slurm's ids."""
+    env.setdefault('MASTER_PORT', str(slurm_port(env.get('SLURM_JOB_ID'))))
+    if 'MASTER_ADDR' not in env:
+        nodelist = env.get('SLURM_STEP_NODELIST') or env.get('SLURM_NODELIST') or env.get('SLURM_JOB_NODELIST')
+        if nodelist:
+            env['MASTER_ADDR'] = first_hostname(nodelist, scontrol)
+        elif env.get('SLURM_NNODES', '1') in ('', '1'):
+            env['MASTER_ADDR'] = '127.0.0.1'
+        else:
+            raise RuntimeError(f'slurm job on {env["SLURM_NNODES"]} nodes without SLURM_NODELIST: set MASTER_ADDR '
+                               'to the first node of the job')
+    env.setdefault('RANK', env['SLURM_PROCID'])
+    env.setdefault('WORLD_SIZE', env['SLURM_NTASKS'])
+    env.setdefault('LOCAL_RANK', env.get('SLURM_LOCALID', '0'))
 
 
 def init_cpu_dist_if_needed(launcher: str, timeout_s: float = 1800) -> bool:
     """Start a gloo process group for ``launcher`` when there is no GPU. Returns True when it did.
 
     ``launcher`` is ``'pytorch'`` (torchrun: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set) or ``'slurm'``
-    (SLURM_PROCID, SLURM_NTASKS; MASTER_ADDR/MASTER_PORT must be exported by the launch script).
+    (SLURM_PROCID, SLURM_NTASKS, SLURM_NODELIST; see :func:`prepare_slurm_env`). Raises :class:`DeviceError` first
+    when the machine has GPUs that torch cannot use (:func:`check_device`).
     """
-    if launcher == 'none' or torch.cuda.is_available() or (dist.is_available() and dist.is_initialized()):
+    if launcher == 'none' or (dist.is_available() and dist.is_initialized()):
         return False
     if launcher == 'slurm':
-        os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
-        os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
-        os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
-        os.environ.setdefault('MASTER_PORT', '29500')
-        os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
-    elif launcher != 'pytorch':
+        prepare_slurm_env()
+    if check_device(launcher) == 'cuda':
+        return False
+    if launcher not in ('pytorch', 'slurm'):
         raise ValueError(f'launcher {launcher!r} needs GPUs; on CPU use --launcher pytorch (tools/dist_train.sh)')
     missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT') if k not in os.environ]
     if missing:
@@ -41,6 +89,29 @@ def init_cpu_dist_if_needed(launcher: str, timeout_s: float = 1800) -> bool:
                            'tools/dist_train.sh (torchrun) or tools/slurm_train.sh')
     dist.init_process_group(backend='gloo', timeout=datetime.timedelta(seconds=timeout_s))
     return True
+
+
+def fit_loader_workers(cfg, cpus: Optional[int] = None, keep: Iterable[str] = ()) -> Optional[str]:
+    """Lower ``num_workers`` of ``cfg``'s train/val/test data loaders (and of custom hooks that have one) to the CPUs
+    one rank has (:func:`~mmsimclr.utils.device_probe.cpus_per_rank`) where the config asks for more: the configs'
+    8 workers per GPU against slurm's 1-5 CPUs per task oversubscribe the cores and slow the loaders down.
+    ``keep``: config keys (``train_dataloader``...) whose ``num_workers`` the user set explicitly (left alone).
+    Returns the message to log once, or None when nothing changed."""
+    cpus = cpus_per_rank() if cpus is None else cpus
+    places = [(key, cfg.get(key)) for key in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    places += [(f'custom_hooks.{i}', hook) for i, hook in enumerate(cfg.get('custom_hooks') or [])]
+    changed = []
+    for key, node in places:
+        if key in keep or not isinstance(node, dict) or not isinstance(node.get('num_workers'), int):
+            continue
+        if node['num_workers'] > cpus:
+            changed.append(f'{key}.num_workers {node["num_workers"]} -> {cpus}')
+            node['num_workers'] = cpus
+    if not changed:
+        return None
+    return (f'this process has {cpus} CPU(s) (SLURM_CPUS_PER_TASK, or the CPUs it may run on shared by the '
+            f'processes of this node), fewer than the config\'s data-loader workers: {"; ".join(changed)}. '
+            'Give each task more CPUs (slurm: CPUS_PER_TASK=...) or set num_workers with --cfg-options to choose.')
 
 
 #: Fragments of the errors gloo / NCCL / the TCP store raise when another rank died or stopped responding.
