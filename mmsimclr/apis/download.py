@@ -9,7 +9,8 @@
 - Atomicity: the download goes to a temporary ``*.part`` file in the cache folder, is checked, and only then renamed
   to its final name (``os.replace``), so an interrupted or corrupted download never looks like a cached checkpoint.
 - Mirror: ``$MMSIMCLR_MIRROR`` (an http(s) base URL, or a local folder / ``file://`` URL laid out like the server)
-  replaces the ``https://download.openmmlab.com/`` prefix of official URLs, for clusters without internet access.
+  replaces the ``https://download.openmmlab.com/`` prefix of official URLs, for clusters without internet access;
+  the SimCLR paper's files (``https://storage.googleapis.com/...``) are under ``<mirror>/storage.googleapis.com/``.
 - Progress: a bar on stderr sized to the terminal (name shortened in the middle; percentage and size always shown).
 """
 import hashlib
@@ -24,13 +25,20 @@ import urllib.parse
 import urllib.request
 from typing import Optional
 
+import torch.hub
 from mmengine.runner.checkpoint import CheckpointLoader
+from rich.console import Console
+from rich.progress import (BarColumn, DownloadColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn,
+                           TransferSpeedColumn)
+from rich.table import Column
 
 from mmsimclr.utils.checkpoint import safe_torch_load
 
 CACHE_ENV = 'MMSIMCLR_CACHE'
 MIRROR_ENV = 'MMSIMCLR_MIRROR'
 OFFICIAL_PREFIX = 'https://download.openmmlab.com/'
+#: Other publishers' hosts a mirror can stand in for: their files live under ``<mirror>/<host>/<path>``.
+MIRRORED_HOSTS = ('https://storage.googleapis.com/', )
 
 _HASH_IN_NAME = re.compile(r'-([0-9a-f]{8,64})\.[A-Za-z0-9]+$')
 _CHUNK = 1 << 20
@@ -48,7 +56,6 @@ def cache_dir() -> str:
     """Folder that holds downloaded checkpoints (``$MMSIMCLR_CACHE`` or ``torch.hub.get_dir()/checkpoints``)."""
     folder = os.environ.get(CACHE_ENV)
     if not folder:
-        import torch.hub
         folder = osp.join(torch.hub.get_dir(), 'checkpoints')
     return osp.abspath(osp.expanduser(folder))
 
@@ -65,9 +72,12 @@ def mirror_location(url: str) -> str:
     no mirror is set or it is not an official URL.
     """
     mirror = os.environ.get(MIRROR_ENV, '').strip()
-    if not mirror or not url.startswith(OFFICIAL_PREFIX):
+    if mirror and url.startswith(OFFICIAL_PREFIX):
+        relative = url[len(OFFICIAL_PREFIX):]
+    elif mirror and url.startswith(MIRRORED_HOSTS):  # <mirror>/storage.googleapis.com/...
+        relative = url.split('://', 1)[1]
+    else:
         return url
-    relative = url[len(OFFICIAL_PREFIX):]
     if mirror.startswith('file://'):
         mirror = urllib.request.url2pathname(urllib.parse.urlparse(mirror).path)
     if is_url(mirror):
@@ -169,10 +179,6 @@ def _progress(total: Optional[int], filename: str, enabled: bool, console=None):
     The percentage, size, speed and time columns have fixed widths; the file name (middle-shortened) and the bar
     share the rest, so a long checkpoint name on an 80-column terminal no longer pushes everything into "...".
     """
-    from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TaskProgressColumn, TextColumn,
-                               TimeRemainingColumn, TransferSpeedColumn)
-    from rich.table import Column
     console = console or Console(stderr=True)
 
     def col(width, justify='right'):

@@ -1,7 +1,8 @@
 """Turning user images (paths, numpy arrays, PIL images) into model inputs with a config's evaluation pipeline.
 
 Classifier configs bring their own test pipeline (resize the short edge to 256, centre-crop 224, pack). Configs
-without one (SimCLR pretraining) get the same evaluation transform, :data:`DEFAULT_EVAL_PIPELINE`.
+without one (SimCLR pretraining) get the same evaluation transform, :data:`DEFAULT_EVAL_PIPELINE` (both chosen by
+:func:`mmsimclr.evaluation.pipelines.eval_pipeline_of`).
 
 Colour convention (OpenMMLab's): numpy arrays are BGR, as ``cv2.imread``/``mmcv.imread`` return them; PIL images
 are converted from their own mode. Grayscale arrays are replicated to three channels.
@@ -16,25 +17,18 @@ import os.path as osp
 from typing import Callable, List, Sequence, Union
 
 import numpy as np
+from mmengine.dataset import Compose
+from PIL import Image
 
-DEFAULT_EVAL_PIPELINE = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=256, edge='short', backend='pillow'),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='PackInputs'),
-]
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
+from mmsimclr.datasets.image_folder import IMAGE_EXTENSIONS
+from mmsimclr.datasets.transforms.load_image_color import BadImageError, jpeg_is_truncated
+from mmsimclr.evaluation.pipelines import DEFAULT_EVAL_PIPELINE, eval_pipeline_of
+from mmsimclr.registry import TRANSFORMS
 
-ImageLike = Union[str, np.ndarray, 'PIL.Image.Image']  # noqa: F821
+__all__ = ['DEFAULT_EVAL_PIPELINE', 'IMAGE_EXTENSIONS', 'ImageLike', 'ImagePreparer', 'expand_images',
+           'to_bgr_array']
 
-
-def eval_pipeline_cfg(cfg) -> List[dict]:
-    """The config's test (else val) pipeline, else :data:`DEFAULT_EVAL_PIPELINE`."""
-    for loader in ('test_dataloader', 'val_dataloader'):
-        pipeline = ((cfg.get(loader) or {}).get('dataset') or {}).get('pipeline')
-        if pipeline:
-            return list(pipeline)
-    return list(cfg.get('test_pipeline') or DEFAULT_EVAL_PIPELINE)
+ImageLike = Union[str, np.ndarray, 'Image.Image']
 
 
 def _is_loader(step: dict) -> bool:
@@ -45,10 +39,7 @@ class ImagePreparer:
     """Callable ``image -> {'inputs': CHW uint8 tensor, 'data_samples': DataSample}`` for one config."""
 
     def __init__(self, cfg):
-        from mmengine.dataset import Compose
-
-        from mmsimclr.registry import TRANSFORMS
-        steps = eval_pipeline_cfg(cfg)
+        steps = eval_pipeline_of(cfg)
         loaders = [s for s in steps if _is_loader(s)]
         rest = [TRANSFORMS.build(s) for s in steps if not _is_loader(s)]
         self.load: Callable = TRANSFORMS.build(loaders[0] if loaders else DEFAULT_EVAL_PIPELINE[0])
@@ -66,7 +57,6 @@ class ImagePreparer:
     def _load(self, path: str) -> dict:
         """The pipeline on a file; a failure to *read* it (not of the later steps) becomes a :class:`BadImageError`
         naming the file."""
-        from mmsimclr.datasets.transforms.load_image_color import BadImageError, jpeg_is_truncated
         with open(path, 'rb') as f:
             data = f.read()
         reason, cause = None, None
@@ -91,11 +81,7 @@ class ImagePreparer:
 
 def to_bgr_array(image) -> np.ndarray:
     """``(H, W, 3)`` uint8 BGR array from a numpy array (BGR or grayscale) or a PIL image."""
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        Image = None
-    if Image is not None and isinstance(image, Image.Image):
+    if isinstance(image, Image.Image):
         return np.ascontiguousarray(np.asarray(image.convert('RGB'))[:, :, ::-1])
     if not isinstance(image, np.ndarray):
         raise TypeError(f'Unsupported image type {type(image).__name__}; pass a file path, a numpy array '

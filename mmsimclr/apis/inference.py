@@ -16,7 +16,11 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 import torch
 from mmengine.config import Config
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from mmsimclr.datasets.transforms.load_image_color import BadImageError
+from mmsimclr.evaluation.features import embed, preprocess
 from .images import ImageLike, ImagePreparer, expand_images
 from .model import get_model
 
@@ -33,6 +37,7 @@ def _as_model(model, device: Optional[str]) -> torch.nn.Module:
 
 def is_classifier(model: torch.nn.Module) -> bool:
     """Whether ``model`` predicts classes (mmpretrain ``ImageClassifier`` or anything with a ``num_classes`` head)."""
+    # lazy: mmpretrain.models imports all of mmpretrain's models, seconds that `import mmsimclr` should not pay
     from mmpretrain.models import ImageClassifier
     return isinstance(model, ImageClassifier)
 
@@ -58,19 +63,8 @@ def _preprocess(model, packed: List[dict]):
     if len(shapes) > 1:
         raise ValueError(f'The evaluation pipeline gave images of different sizes {sorted(shapes)}; add a '
                          "CenterCrop to the config's test pipeline or use batch_size=1")
-    data = dict(inputs=torch.stack([p['inputs'] for p in packed]),
-                data_samples=[p['data_samples'] for p in packed])
-    data = model.data_preprocessor(data, False)
-    return data['inputs'], data['data_samples']
-
-
-def _embed(model, inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
-    if is_classifier(model):
-        return {'feat': model.extract_feat(inputs, stage='neck')[-1].flatten(1)}
-    if hasattr(model, 'embed'):
-        return model.embed(inputs)
-    last = model.extract_feat(inputs)[-1]
-    return {'feat': last.mean(dim=(2, 3)) if last.dim() == 4 else last.flatten(1)}
+    return preprocess(model, dict(inputs=torch.stack([p['inputs'] for p in packed]),
+                                  data_samples=[p['data_samples'] for p in packed]))
 
 
 def _classify(model, inputs, samples) -> List[dict]:
@@ -112,7 +106,7 @@ def inference_model(model: Union[torch.nn.Module, str, Config], images: Union[Im
         if is_classifier(model):
             results += _classify(model, inputs, samples)
         else:
-            out = {k: v.float().cpu().numpy() for k, v in _embed(model, inputs).items()}
+            out = {k: v.float().cpu().numpy() for k, v in embed(model, inputs).items()}
             results += [{k: v[i] for k, v in out.items()} for i in range(len(batch))]
     return results[0] if single else results
 
@@ -142,11 +136,6 @@ def extract_features(model: Union[torch.nn.Module, str, Config], images: Union[I
         raise ValueError(f'batch_size must be >= 1, got {batch_size}')
     if on_bad_image not in ('skip', 'raise'):
         raise ValueError(f'on_bad_image must be "skip" or "raise", got {on_bad_image!r}')
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from mmsimclr.datasets.transforms.load_image_color import BadImageError
-
     model = _as_model(model, device)
     prepare = _preparer(model)
     items = expand_images(images)
@@ -173,7 +162,7 @@ def extract_features(model: Union[torch.nn.Module, str, Config], images: Union[I
                 rows.append(index)
             if packed:
                 inputs, _ = _preprocess(model, packed)
-                for key, value in _embed(model, inputs).items():
+                for key, value in embed(model, inputs).items():
                     chunks.setdefault(key, []).append(value.float().cpu().numpy())
                 kept += rows
             bar.advance(task, min(batch_size, len(items) - start))

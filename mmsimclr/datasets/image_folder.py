@@ -3,7 +3,9 @@ import os
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
-from mmsimclr.apis.images import IMAGE_EXTENSIONS
+#: File name endings (lower case) of the images that image folders, ``inference_model`` and ``extract_features``
+#: pick up.
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
 
 
 def scan_image_folder(root: str, classes: Optional[Sequence[str]] = None) -> Tuple[List[str], List[int], List[str]]:

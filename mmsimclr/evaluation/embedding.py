@@ -1,26 +1,20 @@
-"""Building the datasets, loaders and models that embedding-based evaluation (kNN, t-SNE) needs.
+"""The labelled evaluation datasets and loaders that embedding-based evaluation (kNN, t-SNE) needs.
 
-Shared by :class:`mmsimclr.engine.hooks.KNNMonitorHook` and ``tools/analysis/{knn_eval,visualize_tsne}.py``.
+Shared by :class:`mmsimclr.engine.hooks.KNNMonitorHook` and ``tools/analysis/{knn_eval,visualize_tsne}.py``; the
+model comes from :func:`mmsimclr.apis.get_model`, the features from
+:func:`mmsimclr.evaluation.features.extract_dataset_features`.
 """
 import copy
 import os.path as osp
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 import numpy as np
+from mmengine.runner import Runner
 
 from mmsimclr.registry import DATASETS
+from .pipelines import eval_pipeline_from
 
 _SPLIT_TYPES = ('CIFAR10', 'CIFAR100', 'ImageNet', 'MNIST', 'FashionMNIST')
-
-
-def eval_pipeline_from(train_pipeline: Sequence[dict]) -> List[dict]:
-    """Evaluation pipeline for a training pipeline: its loading steps (``Load*``) then ``PackInputs``.
-
-    Good for datasets whose images already have the network's input size (CIFAR); for ImageNet-like data pass an
-    explicit pipeline with resize and centre crop.
-    """
-    loading = [copy.deepcopy(t) for t in train_pipeline if str(t.get('type', '')).startswith('Load')]
-    return loading + [dict(type='PackInputs')]
 
 
 def derive_dataset_cfg(train_dataset: dict, split: str, pipeline: Optional[List[dict]] = None) -> dict:
@@ -96,7 +90,6 @@ def build_subset(dataset_cfg: dict, num: Optional[int], seed: int = 0):
 
 def build_eval_loader(dataset, batch_size: int, num_workers: int):
     """Unshuffled dataloader over ``dataset`` with a distributed sampler (each rank gets its shard)."""
-    from mmengine.runner import Runner
     return Runner.build_dataloader(
         dict(dataset=dataset, batch_size=batch_size, num_workers=num_workers,
              persistent_workers=False, sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
@@ -125,59 +118,3 @@ def eval_dataset_cfgs(cfg, data_root: Optional[str] = None, pipeline: Optional[L
         for d in out.values():
             d['data_root'] = data_root
     return out
-
-
-def load_model(cfg, checkpoint: Optional[str], device: str = 'cpu'):
-    """Build ``cfg.model`` and load ``checkpoint`` (``None`` or ``'random'``: keep the random initialisation).
-
-    Works for SimCLR configs and for ``ImageClassifier`` (linear/supervised) configs given a SimCLR checkpoint
-    (OpenMMLab's or ours): keys are matched by name, missing head/neck weights are allowed, but a checkpoint that
-    fills no backbone weight is an error. ``Pretrained`` init configs are ignored (the checkpoint is loaded here).
-    """
-    import torch
-    from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
-
-    from mmsimclr.registry import MODELS
-    model_cfg = copy.deepcopy(cfg.model)
-    for part in ('backbone', 'neck', 'head'):
-        if isinstance(model_cfg.get(part), dict) and (model_cfg[part].get('init_cfg') or {}).get('type') == \
-                'Pretrained':
-            model_cfg[part].pop('init_cfg')
-    model = MODELS.build(model_cfg)
-    model.init_weights()
-    if checkpoint and checkpoint != 'random':
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'Checkpoint {checkpoint} does not exist (pass a .pth file, or "random" for '
-                                    'the randomly initialised network)')
-        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
-        backbone_keys = {k for k in model.state_dict() if k.startswith('backbone.')}
-        found = backbone_keys & set(state)
-        if not found:
-            raise KeyError(f'Checkpoint {checkpoint} has no weight for the backbone of this model (keys look like '
-                           f'{sorted(state)[:3]}); is it for another architecture?')
-        _load_checkpoint_to_model(model, state, strict=False)
-        missing = sorted(backbone_keys - found)
-        if missing:
-            raise KeyError(f'Checkpoint {checkpoint} lacks {len(missing)} backbone weights, e.g. {missing[:3]}')
-    return model.to(torch.device(device)).eval()
-
-
-def load_for_evaluation(config: str, checkpoint: Optional[str], cfg_options: Optional[dict], logger_name: str):
-    """What the evaluation tools share: registries, the config (with ``--cfg-options``), a logger and the model
-    with ``checkpoint`` on the GPU if there is one. Returns ``(cfg, logger, model)``."""
-    import torch
-    from mmengine.config import Config
-    from mmengine.logging import MMLogger
-
-    from mmsimclr.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'Config file {config} does not exist')
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    logger = MMLogger.get_instance(logger_name, log_level='INFO') if not MMLogger.check_instance_created(
-        logger_name) else MMLogger.get_instance(logger_name)
-    model = load_model(cfg, checkpoint, 'cuda' if torch.cuda.is_available() else 'cpu')
-    return cfg, logger, model

@@ -1,4 +1,4 @@
-"""Weighted k-nearest-neighbour classification of embeddings, and feature extraction for it.
+"""Weighted k-nearest-neighbour classification of embeddings.
 
 The classifier is the one used to monitor self-supervised training (Wu et al., 2018, "Unsupervised Feature
 Learning via Non-Parametric Instance Discrimination"; also solo-learn's and lightly's online kNN): features are
@@ -9,18 +9,17 @@ class ``c`` scores
 
 The prediction is ``argmax_c score_c``. With ``T -> 0`` this becomes 1-NN, with ``T -> inf`` a plain majority vote.
 
-:func:`extract_features` embeds a dataset with a model in eval mode, without augmentation. Under distributed
-training each rank embeds its own shard of the dataloader and the shards are gathered with ``mmengine.dist``
-collectives, so every image is embedded exactly once.
+The embeddings come from :func:`mmsimclr.evaluation.features.extract_dataset_features` (eval mode, no
+augmentation, each image once across ranks).
 """
-import time
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from mmengine import dist
 
-__all__ = ['knn_predict', 'knn_top1', 'extract_features', 'embed_batch']
+from .features import extract_dataset_features
+
+__all__ = ['knn_predict', 'knn_top1']
 
 
 @torch.no_grad()
@@ -85,106 +84,6 @@ def knn_top1(train_feats: torch.Tensor,
     return float((pred == test_labels.long()).float().mean() * 100)
 
 
-def _unwrap(model):
-    from mmengine.model import is_model_wrapper
-    return model.module if is_model_wrapper(model) else model
-
-
-@torch.no_grad()
-def embed_batch(model, data: dict, feature: str = 'feat') -> torch.Tensor:
-    """Embed one dataloader batch (``default_collate`` output of a pipeline ending in ``PackInputs``).
-
-    ``model`` is a SimCLR model (``feature`` picks ``'feat'``, the pooled backbone output ``h``, or ``'proj'``,
-    the projection ``z``) or any mmpretrain model with ``extract_feat`` (an ``ImageClassifier`` from a linear or
-    supervised config: its neck output, pooled if 4-D). Returns ``(B, D)``.
-    """
-    model = _unwrap(model)
-    inputs = model.data_preprocessor(data, False)['inputs']
-    if isinstance(inputs, (list, tuple)):
-        inputs = inputs[0]
-    if hasattr(model, 'embed'):
-        out = model.embed(inputs)
-        if feature not in out:
-            raise KeyError(f'embed_batch: feature {feature!r} not produced by the model (it has {list(out)})')
-        return out[feature]
-    feats = model.extract_feat(inputs)
-    last = feats[-1] if isinstance(feats, (list, tuple)) else feats
-    return last.mean(dim=(2, 3)) if last.dim() == 4 else last.flatten(1)
-
-
-def _all_gather_rows(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate the rows of ``x`` from every rank (ranks may hold different numbers of rows)."""
-    if dist.get_world_size() == 1:
-        return x
-    n = torch.tensor([x.shape[0]], dtype=torch.long)
-    sizes = [int(s) for s in dist.all_gather(n)]
-    pad = max(sizes) - x.shape[0]
-    if pad:
-        x = torch.cat([x, x.new_zeros((pad, ) + tuple(x.shape[1:]))])
-    parts = dist.all_gather(x)
-    return torch.cat([p[:s].cpu() for p, s in zip(parts, sizes)])
-
-
-@torch.no_grad()
-def extract_features(model,
-                     dataloader,
-                     feature: str = 'feat',
-                     progress: bool = True,
-                     logger=None,
-                     desc: str = 'features') -> Tuple[torch.Tensor, torch.Tensor]:
-    """Embed every image of ``dataloader.dataset`` once, across all ranks.
-
-    The model is put in eval mode (batch norm uses its running statistics) and restored afterwards. Each rank
-    embeds the batches its sampler gives it; features, labels and ``sample_idx`` are gathered from all ranks and
-    placed in dataset order (padding duplicates added by the sampler overwrite identical rows).
-
-    Returns:
-        ``feats (len(dataset), D)`` float32 on the CPU and ``labels (len(dataset),)`` int64 (-1 where a sample
-        has no ``gt_label``).
-    """
-    model_ = _unwrap(model)
-    was_training = model_.training
-    model_.eval()
-    rank = dist.get_rank()
-    bar = None
-    if progress and rank == 0:
-        from mmengine.utils import ProgressBar
-        bar = ProgressBar(len(dataloader))
-    start = time.time()
-    feats, labels, indices = [], [], []
-    try:
-        for data in dataloader:
-            feats.append(embed_batch(model_, data, feature).float().cpu())
-            samples = data['data_samples']
-            labels.append(torch.tensor([int(s.gt_label[0]) if 'gt_label' in s else -1 for s in samples]))
-            indices.append(torch.tensor([int(s.sample_idx) for s in samples]))
-            if bar is not None:
-                bar.update()
-    finally:
-        model_.train(was_training)
-    if bar is not None:
-        print(flush=True)
-    local_feats = torch.cat(feats) if feats else torch.zeros(0, 1)
-    local_labels = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)
-    local_indices = torch.cat(indices) if indices else torch.zeros(0, dtype=torch.long)
-    if dist.get_world_size() > 1:
-        dim = torch.tensor([local_feats.shape[1] if feats else 0])
-        dim = int(max(int(d) for d in dist.all_gather(dim)))
-        if not feats:
-            local_feats = torch.zeros(0, dim)
-    all_feats = _all_gather_rows(local_feats)
-    meta = _all_gather_rows(torch.stack([local_indices, local_labels], dim=1))
-    n = len(dataloader.dataset)
-    out_feats = torch.zeros(n, all_feats.shape[1])
-    out_labels = torch.full((n, ), -1, dtype=torch.long)
-    out_feats[meta[:, 0]] = all_feats
-    out_labels[meta[:, 0]] = meta[:, 1]
-    seen = torch.zeros(n, dtype=torch.bool)
-    seen[meta[:, 0]] = True
-    if not bool(seen.all()):
-        raise RuntimeError(f'extract_features: {int((~seen).sum())} of {n} samples were not embedded; the '
-                           'dataloader sampler must cover the whole dataset (use DefaultSampler with shuffle=False)')
-    if logger is not None:
-        logger.info(f'embedded {n} images ({desc}) in {time.time() - start:.1f} s')
-    return out_feats, out_labels
-
+#: The name :class:`~mmsimclr.engine.hooks.KNNMonitorHook` imports: the dataset extractor of
+#: :mod:`mmsimclr.evaluation.features` (kept until the hook imports ``extract_dataset_features`` itself).
+extract_features = extract_dataset_features

@@ -23,9 +23,13 @@ import re
 import warnings
 from typing import Any, Iterator, List, Optional, Tuple
 
+import mmengine.registry as engine_registry
 import torch
 from mmengine.config import Config
-from mmengine.registry import Registry
+from mmengine.registry import DefaultScope, Registry
+
+import mmsimclr.registry as ours
+from mmsimclr.registry import DATASETS, MODELS
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
 
@@ -36,9 +40,6 @@ class ConfigError(ValueError):
 
 # ------------------------------------------------------------------------------------------------ registered types
 def _registries() -> List[Registry]:
-    import mmengine.registry as engine_registry
-
-    import mmsimclr.registry as ours
     found = [v for v in vars(ours).values() if isinstance(v, Registry)]
     return found + [engine_registry.FUNCTIONS]
 
@@ -174,11 +175,11 @@ def _check_class_folders(ds: dict, key: str, cls, folder: str, split_ann: Option
 def _dataset_class(name):
     if not isinstance(name, str):
         return name
-    from mmsimclr.registry import DATASETS
     return DATASETS.get(name)
 
 
 def _is_image_folder(cls) -> bool:
+    # lazy: mmpretrain.datasets imports every mmpretrain dataset; only configs with datasets to check pay for it
     from mmpretrain.datasets import CustomDataset
     return isinstance(cls, type) and issubclass(cls, CustomDataset)
 
@@ -258,9 +259,6 @@ def check_model(cfg: Config, input_size: int = 64) -> List[str]:
                 if isinstance(node.get('temperature'), (int, float)) and node['temperature'] <= 0]
     if problems:
         return problems
-    from mmengine.registry import DefaultScope
-
-    from mmsimclr.registry import MODELS
     try:  # nested builders (norm layers, losses) look names up in the default scope, as in the runner
         with DefaultScope.overwrite_default_scope(cfg.get('default_scope') or 'mmsimclr'):
             model = MODELS.build(model_cfg)

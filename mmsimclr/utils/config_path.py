@@ -16,6 +16,7 @@ mmpretrain (several seconds), so that a mistyped name is reported at once.
 import difflib
 import os
 import os.path as osp
+import sys
 from typing import List, Optional, Tuple
 
 _PACKAGE = osp.dirname(osp.dirname(osp.abspath(__file__)))  # .../mmsimclr
@@ -116,7 +117,6 @@ def _not_found_message(path: str) -> str:
 def resolve_or_exit(config: str, prog: Optional[str] = None) -> str:
     """:func:`resolve_config` for command-line tools: on failure one line ``PROG: error: ...`` on stderr and exit
     status 2, as argparse reports a bad argument."""
-    import sys
     try:
         return resolve_config(config)
     except ConfigNotFoundError as e:

@@ -1,25 +1,25 @@
 """One call that makes mmsimclr usable: registries populated, default scope set, stack fixes installed."""
 import datetime
+import importlib
 import warnings
 
 from mmengine.registry import DefaultScope
+
+from .checkpoint import register_checkpoint_loader
+
+#: The modules whose import registers mmpretrain's and mmsimclr's classes.
+_REGISTERING_MODULES = ('mmpretrain.datasets', 'mmpretrain.engine', 'mmpretrain.evaluation', 'mmpretrain.models',
+                        'mmpretrain.visualization', 'mmsimclr.datasets', 'mmsimclr.engine', 'mmsimclr.evaluation',
+                        'mmsimclr.models', 'mmsimclr.visualization')
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:
     """Import every mmsimclr (and mmpretrain) module so their registries are filled, and install the weights-only
     checkpoint loader. With ``init_default_scope`` the default scope becomes ``mmsimclr``."""
-    import mmpretrain.datasets  # noqa: F401
-    import mmpretrain.engine  # noqa: F401
-    import mmpretrain.evaluation  # noqa: F401
-    import mmpretrain.models  # noqa: F401
-    import mmpretrain.visualization  # noqa: F401
-
-    import mmsimclr.datasets  # noqa: F401
-    import mmsimclr.engine  # noqa: F401
-    import mmsimclr.evaluation  # noqa: F401
-    import mmsimclr.models  # noqa: F401
-    import mmsimclr.visualization  # noqa: F401
-    from mmsimclr.utils.checkpoint import register_checkpoint_loader
+    # importing these modules fills the registries; named here, not imported at the top, because utils sits
+    # below every one of them (the import graph stays acyclic)
+    for module in _REGISTERING_MODULES:
+        importlib.import_module(module)
     register_checkpoint_loader()
 
     if not init_default_scope:

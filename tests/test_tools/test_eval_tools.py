@@ -28,25 +28,33 @@ def tiny_ckpt(repo_root, tmp_path_factory):
     return cfg, path, model.state_dict()
 
 
-def test_load_model_restores_weights_and_rejects_foreign(tiny_ckpt, tmp_path):
-    from mmsimclr.evaluation.embedding import load_model
+def test_get_model_backbone_only_restores_weights_and_rejects_foreign(tiny_ckpt, tmp_path):
+    """The evaluation tools load through get_model(cfg, path, strict=False): the weights are the file's, and a
+    checkpoint of another architecture is refused."""
+    from mmsimclr.apis import get_model
     cfg, path, state = tiny_ckpt
-    model = load_model(cfg, path)
+    model = get_model(cfg, pretrained=path, device='cpu', strict=False)
+    assert not model.training
     for k, v in state.items():
         torch.testing.assert_close(model.state_dict()[k], v)
     foreign = str(tmp_path / 'foreign.pth')
     torch.save(dict(state_dict={'fc.weight': torch.zeros(2, 2)}), foreign)
-    with pytest.raises(KeyError, match='no weight for the backbone'):
-        load_model(cfg, foreign)
-    with pytest.raises(FileNotFoundError, match='random'):
-        load_model(cfg, str(tmp_path / 'missing.pth'))
+    with pytest.raises(ValueError, match='no weight for the backbone'):
+        get_model(cfg, pretrained=foreign, device='cpu', strict=False)
+    partial = str(tmp_path / 'partial.pth')
+    torch.save(dict(state_dict={k: v for k, v in state.items() if not k.startswith('backbone.layer4')}), partial)
+    with pytest.raises(ValueError, match='lacks .* backbone weights'):
+        get_model(cfg, pretrained=partial, device='cpu', strict=False)
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        get_model(cfg, pretrained=str(tmp_path / 'missing.pth'), device='cpu', strict=False)
 
 
 def test_simclr_checkpoint_into_linear_classifier(repo_root, tmp_path):
-    """A SimCLR checkpoint (ours or OpenMMLab's: backbone.*, neck.*) feeds the linear-evaluation model."""
+    """A SimCLR checkpoint (ours or OpenMMLab's: backbone.*, neck.*) feeds the linear-evaluation model; the head
+    keeps its initialisation, and strict loading (the default) says that the head is missing."""
     from mmengine.config import Config
 
-    from mmsimclr.evaluation.embedding import load_model
+    from mmsimclr.apis import get_model
     from mmsimclr.registry import MODELS
     pre = Config.fromfile(osp.join(repo_root, 'configs', 'simclr_r18_1xb512-coslr-200e_cifar10.py'))
     simclr = MODELS.build(pre.model)
@@ -54,10 +62,12 @@ def test_simclr_checkpoint_into_linear_classifier(repo_root, tmp_path):
     torch.save(dict(state_dict=simclr.state_dict()), path)
     lin = Config.fromfile(osp.join(
         repo_root, 'configs', 'benchmarks', 'resnet18_simclr-cifar-pre_1xb512-linear-coslr-100e_cifar10.py'))
-    model = load_model(lin, path)
+    model = get_model(lin, pretrained=path, device='cpu', strict=False)
     assert type(model).__name__ == 'ImageClassifier'
     for k, v in model.backbone.state_dict().items():
         torch.testing.assert_close(v, simclr.state_dict()['backbone.' + k])
+    with pytest.raises(ValueError, match='head.fc.weight'):
+        get_model(lin, pretrained=path, device='cpu')
 
 
 def test_knn_eval_tool(repo_root, tiny_data, tiny_ckpt, tmp_path):

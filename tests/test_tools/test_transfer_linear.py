@@ -63,15 +63,15 @@ def test_checkpoint_alone(ckpt_run, capsys):
     assert not printed or f'test top-1 {result["top1"]:.2f}%' in printed  # printed during the fixture
 
 
-def test_checkpoint_config_and_zoo_name_load_the_same_model(tiny_checkpoint):
-    from mmsimclr.apis import register_model, unregister_model
-    from mmsimclr.evaluation.transfer import load_frozen_model
+def test_checkpoint_config_and_zoo_name_load_the_same_model(tiny_checkpoint, tiny_data):
+    """What the tool's MODEL may be, through the one loader: a checkpoint alone, a config with it, a zoo name."""
+    from mmsimclr.apis import get_model, register_model, unregister_model
     saved = torch.load(tiny_checkpoint, weights_only=True)['state_dict']
     register_model('tiny-transfer-test', TINY, weights=tiny_checkpoint, force=True)
     try:
-        models = [load_frozen_model(tiny_checkpoint, device='cpu'),
-                  load_frozen_model(TINY, tiny_checkpoint, device='cpu'),
-                  load_frozen_model('tiny-transfer-test', device='cpu')]
+        models = [get_model(tiny_checkpoint, device='cpu'), get_model(tiny_checkpoint, True, device='cpu'),
+                  get_model(TINY, tiny_checkpoint, device='cpu'),
+                  get_model('tiny-transfer-test', True, device='cpu')]
     finally:
         unregister_model('tiny-transfer-test')
     for model in models:
@@ -79,7 +79,9 @@ def test_checkpoint_config_and_zoo_name_load_the_same_model(tiny_checkpoint):
         state = model.state_dict()
         assert state.keys() == saved.keys() and all(torch.equal(state[k], saved[k]) for k in saved)
     with pytest.raises(ValueError, match='not both'):
-        load_frozen_model(tiny_checkpoint, tiny_checkpoint)
+        get_model(tiny_checkpoint, tiny_checkpoint)
+    with pytest.raises(ValueError, match='not both'):
+        transfer_linear([tiny_checkpoint, tiny_data, '--checkpoint', tiny_checkpoint] + ARGS)
 
 
 def test_tiny_data_with_a_fixed_lambda(tiny_data, tiny_checkpoint, capsys):
@@ -97,3 +99,29 @@ def test_clear_errors(tiny_data, tmp_path):
         transfer_linear([bare, tiny_data] + ARGS)
     with pytest.raises(FileNotFoundError, match='must hold'):
         transfer_linear([bare, str(tmp_path)] + ARGS)
+
+
+def test_stored_config_is_read_as_data_never_executed(tiny_data, tmp_path):
+    """A checkpoint's meta['cfg'] is untrusted text: the model is built from its literal entries while code in it
+    (a statement, custom_imports of mmselfsup as in published files, a computed model entry) never runs."""
+    from mmsimclr.apis import get_model
+    marker = tmp_path / 'executed'
+    cfg = Config.fromfile(TINY)
+    torch.manual_seed(0)
+    state = MODELS.build(cfg.model).state_dict()
+    text = (f"import os; open({str(marker)!r}, 'w').close()\n"
+            "custom_imports = dict(imports=['mmselfsup.models'], allow_failed_imports=False)\n"
+            f"_ = __import__('os').system('touch {marker}')\n" + cfg.pretty_text)
+    ckpt = str(tmp_path / 'code.pth')
+    torch.save({'state_dict': state, 'meta': {'cfg': text}}, ckpt)
+    model = get_model(ckpt, device='cpu')
+    assert not marker.exists()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+    result = transfer_linear([ckpt, tiny_data, '--l2', '0.01'] + ARGS)
+    assert not marker.exists() and result['num_train'] == 64
+
+    computed = f"model = dict(type=str(open({str(marker)!r}, 'w')))\n"
+    torch.save({'state_dict': state, 'meta': {'cfg': computed}}, ckpt)
+    with pytest.raises(ValueError, match='cannot be read as data'):
+        transfer_linear([ckpt, tiny_data] + ARGS)
+    assert not marker.exists()

@@ -11,11 +11,14 @@ exp(sim / T) (see mmsimclr/evaluation/knn.py).
 """
 import argparse
 import json
-import os.path as osp
-import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from mmengine.config import Config, DictAction
+from mmengine.logging import MMLogger
+
+from mmsimclr.apis import get_model
+from mmsimclr.evaluation import (build_eval_loader, build_subset, eval_dataset_cfgs, extract_dataset_features,
+                                 knn_top1)
 
 
 def parse_args(argv=None):
@@ -33,33 +36,29 @@ def parse_args(argv=None):
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', help='write the result as json here')
     p.add_argument('--no-progress', action='store_true')
-    p.add_argument("--cfg-options", nargs="+", action=_dict_action())
+    p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
-
-
-def _dict_action():
-    from mmengine.config import DictAction
-    return DictAction
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from mmsimclr.evaluation.embedding import (build_eval_loader, build_subset, eval_dataset_cfgs,
-                                               load_for_evaluation)
-    from mmsimclr.evaluation.knn import extract_features, knn_top1
-
     start = time.time()
-    cfg, logger, model = load_for_evaluation(args.config, args.checkpoint, args.cfg_options, 'mmsimclr_knn_eval')
+    logger = MMLogger.get_instance('mmsimclr_knn_eval', log_level='INFO')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    # only the backbone must be in the checkpoint (a SimCLR one may feed a linear config); 'random': no weights
+    model = get_model(cfg, pretrained=False if args.checkpoint == 'random' else args.checkpoint, strict=False)
     sets = eval_dataset_cfgs(cfg, args.data_root)
     train_set = build_subset(sets['train'], args.num_train, args.seed)
     test_set = build_subset(sets['test'], args.num_test, args.seed + 1)
     logger.info(f'kNN evaluation of {args.checkpoint}: memory bank {len(train_set)} images, '
                 f'queries {len(test_set)} images, k={args.k}, T={args.temperature}, feature={args.feature}')
     progress = not args.no_progress
-    train_feats, train_labels = extract_features(
+    train_feats, train_labels = extract_dataset_features(
         model, build_eval_loader(train_set, args.batch_size, args.workers), args.feature, progress, logger,
         'memory bank')
-    test_feats, test_labels = extract_features(
+    test_feats, test_labels = extract_dataset_features(
         model, build_eval_loader(test_set, args.batch_size, args.workers), args.feature, progress, logger,
         'queries')
     classes = train_set.metainfo.get('classes')

@@ -16,9 +16,10 @@ the whole training split (see mmsimclr/evaluation/logistic_regression.py). Print
 import argparse
 import json
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+import numpy as np
+
+from mmsimclr.apis import get_model, linear_transfer
 
 
 def parse_args(argv=None):
@@ -45,12 +46,6 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    import numpy as np
-
-    from mmsimclr.evaluation.transfer import linear_transfer, load_frozen_model
-    from mmsimclr.utils import register_all_modules
-
-    register_all_modules(init_default_scope=False)
     for split in (args.train_split, args.test_split):
         if not osp.isdir(osp.join(args.data_root, split)):
             raise FileNotFoundError(f'{osp.join(args.data_root, split)} does not exist; DATA_ROOT must hold '
@@ -62,7 +57,10 @@ def main(argv=None) -> dict:
         if args.grid_num < 1 or not 0 < args.grid_min <= args.grid_max:
             raise ValueError('--grid-min and --grid-max must be positive with min <= max, and --grid-num >= 1')
         grid = np.logspace(np.log10(args.grid_min), np.log10(args.grid_max), args.grid_num).tolist()
-    net = load_frozen_model(args.model, args.checkpoint, args.device, progress=not args.no_progress)
+    # a checkpoint as MODEL brings its config and weights; a config or zoo name takes --checkpoint, else its
+    # published weights
+    net = get_model(args.model, pretrained=args.checkpoint or True, device=args.device,
+                    progress=not args.no_progress)
     result = linear_transfer(net, osp.join(args.data_root, args.train_split), osp.join(args.data_root, args.test_split),
                              args.size, grid, args.val_fraction, args.seed, args.feature, args.batch_size,
                              progress=not args.no_progress)

@@ -10,14 +10,17 @@ one colour per class. The 2-D points and labels are also written next to the PNG
 import argparse
 import os
 import os.path as osp
-import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+import numpy as np
+from mmengine.config import Config, DictAction
+from mmengine.logging import MMLogger
+
+from mmsimclr.apis import get_model
+from mmsimclr.evaluation import build_eval_loader, build_subset, eval_dataset_cfgs, extract_dataset_features
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('config')
     p.add_argument('checkpoint', help='checkpoint .pth, or "random" for the randomly initialised network')
@@ -42,7 +45,6 @@ def tsne_2d(feats, perplexity: float = 30.0, seed: int = 0):
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError('visualize_tsne needs scikit-learn: pip install scikit-learn '
                           '(listed in requirements/runtime.txt)') from e
-    import numpy as np
     x = np.asarray(feats, dtype=np.float32)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     perplexity = min(perplexity, max(2.0, (len(x) - 1) / 3))
@@ -55,7 +57,6 @@ def plot_embedding(points, labels, classes, out: str, title: str = '') -> str:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    import numpy as np
     labels = np.asarray(labels)
     cmap = plt.get_cmap('tab10' if len(classes) <= 10 else 'tab20')
     fig, ax = plt.subplots(figsize=(7, 6), dpi=120)
@@ -76,14 +77,14 @@ def plot_embedding(points, labels, classes, out: str, title: str = '') -> str:
 
 def main(argv=None) -> str:
     args = parse_args(argv)
-    import numpy as np
-    from mmsimclr.evaluation.embedding import (build_eval_loader, build_subset, eval_dataset_cfgs,
-                                               load_for_evaluation)
-    from mmsimclr.evaluation.knn import extract_features
-
-    cfg, logger, model = load_for_evaluation(args.config, args.checkpoint, args.cfg_options, 'mmsimclr_tsne')
+    logger = MMLogger.get_instance('mmsimclr_tsne', log_level='INFO')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    # only the backbone must be in the checkpoint (a SimCLR one may feed a linear config); 'random': no weights
+    model = get_model(cfg, pretrained=False if args.checkpoint == 'random' else args.checkpoint, strict=False)
     dataset = build_subset(eval_dataset_cfgs(cfg, args.data_root)[args.split], args.num, args.seed)
-    feats, labels = extract_features(model, build_eval_loader(dataset, args.batch_size, args.workers),
+    feats, labels = extract_dataset_features(model, build_eval_loader(dataset, args.batch_size, args.workers),
                                      args.feature, True, logger, args.split)
     start = time.time()
     points = tsne_2d(feats.numpy(), args.perplexity, args.seed)

@@ -37,7 +37,6 @@ in the checkpoint (``meta['cfg']``, written by mmengine runners) or --config; wi
 defaults (style='pytorch') are assumed and a note says so.
 """
 import argparse
-import ast
 import io
 import os.path as osp
 import re
@@ -46,6 +45,8 @@ from collections import OrderedDict
 from typing import Dict, Optional, Tuple
 
 import torch
+
+from mmsimclr.utils.stored_config import model_config_from_text
 
 #: torchvision constructor -> (block keys in layer1.0 that mark the block type, blocks per stage)
 TORCHVISION_RESNETS = {
@@ -90,36 +91,6 @@ def split_state(state: Dict[str, torch.Tensor], path: str) -> Tuple[Dict, Dict]:
             'it needs no export; otherwise pass the checkpoint that tools/train.py wrote.')
     head = OrderedDict((k[len('head.'):], v) for k, v in state.items() if k.startswith('head.'))
     return backbone, head
-
-
-def _literal(node: ast.AST):
-    """Value of a literal expression, ``dict(k=v, ...)`` calls included; anything else raises ValueError."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == 'dict' and not node.args \
-            and all(kw.arg is not None for kw in node.keywords):
-        return {kw.arg: _literal(kw.value) for kw in node.keywords}
-    if isinstance(node, ast.Dict) and None not in node.keys:
-        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
-    if isinstance(node, ast.List):
-        return [_literal(e) for e in node.elts]
-    if isinstance(node, ast.Tuple):
-        return tuple(_literal(e) for e in node.elts)
-    return ast.literal_eval(node)
-
-
-def model_config_from_text(text: str) -> dict:
-    """The ``model = ...`` entry of a stored config text, read without executing it.
-
-    mmengine's ``Config.fromstring`` executes the text as Python (and imports its ``custom_imports``, e.g. the
-    ``mmselfsup`` modules of published files), so a crafted ``meta['cfg']`` would run code although the weights were
-    read weights-only. Stored configs are mmengine's ``pretty_text``: literal assignments, which ``ast`` reads safely.
-    """
-    for stmt in ast.parse(text).body:
-        if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == 'model' for t in stmt.targets):
-            model = _literal(stmt.value)
-            if not isinstance(model, dict):
-                raise ValueError('"model" is not a dict')
-            return model
-    raise ValueError('no "model = ..." entry')
 
 
 def stored_model_config(meta: Optional[dict], config: Optional[str], path: str) -> Optional[dict]:

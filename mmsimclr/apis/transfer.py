@@ -1,0 +1,55 @@
+"""Linear transfer evaluation of a frozen backbone on an image-folder dataset (SimCLR, Table 8, linear rows).
+
+The model comes from :func:`mmsimclr.apis.get_model` (a zoo name, a config with weights, or a checkpoint alone);
+:func:`linear_transfer` prepares images with the paper's preprocessing (short side resized to ``size``, centre crop
+``size x size``, no augmentation: :func:`mmsimclr.evaluation.pipelines.resize_crop_pipeline`), extracts the pooled
+backbone features ``h`` (N, D) of both splits with :func:`mmsimclr.apis.extract_features` and runs
+:func:`mmsimclr.evaluation.logistic_regression.evaluate_transfer` on them.
+"""
+import copy
+import time
+from typing import Sequence
+
+import torch
+
+from mmsimclr.datasets.image_folder import scan_image_folder
+from mmsimclr.evaluation.logistic_regression import PAPER_GRID, evaluate_transfer
+from mmsimclr.evaluation.pipelines import resize_crop_pipeline
+from .inference import extract_features
+
+
+def with_pipeline(net: torch.nn.Module, pipeline: list) -> torch.nn.Module:
+    """Make ``net`` (from :func:`mmsimclr.apis.get_model`) preprocess images with ``pipeline``; its config is
+    copied, not changed in place."""
+    cfg = copy.deepcopy(net.cfg)
+    cfg.test_dataloader = dict(dataset=dict(pipeline=pipeline))
+    net.cfg = cfg
+    return net
+
+
+def linear_transfer(net: torch.nn.Module, train_dir: str, test_dir: str, size: int = 224,
+                    grid: Sequence[float] = PAPER_GRID, val_fraction: float = 0.2, seed: int = 0,
+                    feature: str = 'feat', batch_size: int = 64, progress: bool = True) -> dict:
+    """Fit the logistic regression on the features of ``train_dir`` and evaluate on ``test_dir`` (both
+    ``<class>/<image>`` folders with the same class names).
+
+    Returns:
+        ``{'top1', 'top5', 'l2', 'val_top1': {lambda: %}, 'num_train', 'num_test', 'num_classes', 'feature_dim',
+        'seconds'}``.
+    """
+    start = time.time()
+    train_paths, train_labels, classes = scan_image_folder(train_dir)
+    test_paths, test_labels, _ = scan_image_folder(test_dir, classes)
+    net = with_pipeline(net, resize_crop_pipeline(size, resize=size))
+    feats = []
+    for paths in (train_paths, test_paths):
+        # labels are matched to rows by position: an unreadable file stops the evaluation, naming the file
+        out = extract_features(net, paths, batch_size=batch_size, progress=progress, on_bad_image='raise')
+        if feature not in out:
+            names = sorted(k for k in out if k not in ('paths', 'indices'))
+            raise ValueError(f'The model gives features {names}, not "{feature}"; pick one of those')
+        feats.append(torch.from_numpy(out[feature]))
+    result = evaluate_transfer(feats[0], torch.tensor(train_labels), feats[1], torch.tensor(test_labels), grid,
+                               val_fraction, seed, num_classes=len(classes))
+    return dict(result.as_dict(), num_train=len(train_paths), num_test=len(test_paths), num_classes=len(classes),
+                feature_dim=int(feats[0].shape[1]), seconds=round(time.time() - start, 2))
