@@ -104,7 +104,7 @@ def main(argv=None):
     from mmsimclr.utils import init_cpu_dist_if_needed, register_all_modules
     from mmsimclr.utils.config_check import ConfigError, check_config
     from mmsimclr.utils.dist import DeviceError, check_device, exit_when_a_rank_is_lost, fit_loader_workers
-    from mmsimclr.utils.resume import find_resume_checkpoint
+    from mmsimclr.utils.resume import apply_auto_resume
     try:  # a GPU machine where torch cannot use CUDA: stop now, not after minutes of CPU training (MMSIMCLR_DEVICE)
         check_device(args.launcher)
     except DeviceError as e:
@@ -117,9 +117,6 @@ def main(argv=None):
         check_config(cfg, args.config, Config.fromfile(args.config))
     except ConfigError as e:
         sys.exit(f'Config error: {e}')
-    if args.resume == 'auto':  # newest complete checkpoint; truncated or unreadable ones are skipped with a warning
-        cfg.load_from = find_resume_checkpoint(cfg.work_dir)
-        cfg.resume = cfg.load_from is not None
     timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
     if init_cpu_dist_if_needed(args.launcher, timeout_s=timeout):
         cfg.env_cfg.dist_cfg.backend = 'gloo'
@@ -127,6 +124,8 @@ def main(argv=None):
     if workers_note:
         runner.logger.warning(workers_note)
     with exit_when_a_rank_is_lost(timeout):
+        if args.resume == 'auto':  # the process group runs now: rank 0 picks the newest complete checkpoint
+            apply_auto_resume(runner)  # (truncated or unreadable ones skipped with a warning), all ranks use it
         runner.train()
     return runner
 
