@@ -43,7 +43,8 @@ class KNNMonitorHook(Hook):
     """Report weighted kNN top-1 of the backbone embedding every ``interval`` epochs.
 
     Args:
-        interval (int): evaluate after every ``interval`` training epochs (and after the last one).
+        interval (int): evaluate after every ``interval`` training epochs and after the last one (also when a
+            hook such as :class:`TimeBudgetHook` ends training before the planned last epoch).
         k (int): neighbours. Defaults to 200.
         temperature (float): ``T`` in the vote weights ``exp(cos / T)``. Defaults to 0.1.
         train_dataset (dict, optional): labelled memory-bank dataset. Defaults to the training dataloader's
@@ -60,9 +61,6 @@ class KNNMonitorHook(Hook):
         eval_before_train (bool): also evaluate the initial weights (logged as epoch 0). Defaults to False.
         progress (bool): show a progress bar while embedding (rank 0). Defaults to True.
         seed (int): seed of the subsets. Defaults to 0.
-        keep_features (bool): keep the last embeddings in ``self.last_features`` (``train_feats (N, D)``,
-            ``train_labels (N,)``, ``test_feats (M, D)``, ``test_labels (M,)``) for further analysis, e.g. a
-            linear probe. Defaults to False.
     """
 
     priority = 'LOW'
@@ -82,8 +80,7 @@ class KNNMonitorHook(Hook):
                  num_workers: int = 2,
                  eval_before_train: bool = False,
                  progress: bool = True,
-                 seed: int = 0,
-                 keep_features: bool = False):
+                 seed: int = 0):
         if interval < 1 or k < 1 or temperature <= 0:
             raise ValueError(f'KNNMonitorHook needs interval >= 1, k >= 1, temperature > 0; got {interval}, {k}, '
                              f'{temperature}')
@@ -93,11 +90,8 @@ class KNNMonitorHook(Hook):
         self.num_train, self.num_test = num_train, num_test
         self.feature, self.batch_size, self.num_workers = feature, batch_size, num_workers
         self.eval_before_train, self.progress, self.seed = eval_before_train, progress, seed
-        self.keep_features = keep_features
-        self.last_features = None
-        self.initial_features = None
         self._loaders = None
-        self.history = []  # [(epoch, top1)]
+        self._evaluated_epoch: Optional[int] = None  # epochs completed at the last evaluation
 
     def _build_loaders(self, runner):
         if self._loaders is not None:
@@ -136,12 +130,7 @@ class KNNMonitorHook(Hook):
         top1 = distributed_knn_top1(train_feats, train_labels, test_feats, test_labels,
                                     len(classes) if classes else None, self.k, self.temperature)
         seconds = time.time() - start
-        if self.keep_features:
-            self.last_features = dict(train_feats=train_feats, train_labels=train_labels, test_feats=test_feats,
-                                      test_labels=test_labels)
-            if epoch == 0:
-                self.initial_features = self.last_features
-        self.history.append((epoch, top1))
+        self._evaluated_epoch = epoch
         runner.message_hub.update_scalar('knn/top1', top1)
         runner.visualizer.add_scalars({'knn/top1': top1, 'knn/epoch': epoch, 'knn/time_s': seconds},
                                       step=runner.iter)
@@ -150,9 +139,15 @@ class KNNMonitorHook(Hook):
         return top1
 
     def before_train(self, runner) -> None:
+        self._evaluated_epoch = None
         if self.eval_before_train and runner.epoch == 0:
             self.evaluate(runner, 0)
 
     def after_train_epoch(self, runner) -> None:
         if self.every_n_epochs(runner, self.interval) or self.is_last_train_epoch(runner):
             self.evaluate(runner, runner.epoch + 1)  # epochs completed (runner.epoch is 0-based here)
+
+    def after_train(self, runner) -> None:
+        # training stopped before its planned last epoch (TimeBudgetHook, early stopping): evaluate the final model
+        if runner.epoch > 0 and self._evaluated_epoch != runner.epoch:
+            self.evaluate(runner, runner.epoch)  # runner.epoch = epochs completed once the loop has ended

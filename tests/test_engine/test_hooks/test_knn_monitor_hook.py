@@ -23,52 +23,77 @@ def tiny_cfg(repo_root, data_root, work_dir, hooks):
     return cfg
 
 
+def knn_rows(work_dir):
+    """The kNN rows of the run's ``vis_data/scalars.json`` (mmengine's LocalVisBackend)."""
+    scalars = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
+    assert len(scalars) == 1
+    rows = [json.loads(line) for line in open(scalars[0])]
+    return [r for r in rows if 'knn/top1' in r], rows
+
+
 def test_hook_logs_knn_to_logger_and_scalars(repo_root, tiny_data, tmp_path):
     from mmengine.runner import Runner
     hook = dict(type='KNNMonitorHook', interval=1, k=10, temperature=0.1, batch_size=32, num_workers=0,
                 eval_before_train=True, num_train=48, progress=False)
     runner = Runner.from_cfg(tiny_cfg(repo_root, tiny_data, str(tmp_path), [hook]))
     runner.train()
-    knn_hook = [h for h in runner.hooks if type(h).__name__ == 'KNNMonitorHook'][0]
-    assert [e for e, _ in knn_hook.history] == [0, 1, 2]
-    for _, acc in knn_hook.history:
-        assert 0.0 <= acc <= 100.0
+    knn, rows = knn_rows(str(tmp_path))
+    assert [r['knn/epoch'] for r in knn] == [0, 1, 2]
+    for r in knn:
+        assert 0.0 <= r['knn/top1'] <= 100.0
         # 64 test queries: every accuracy is a multiple of 1/64
-        assert abs(acc * 64 / 100 - round(acc * 64 / 100)) < 1e-6
-    assert runner.message_hub.get_scalar('knn/top1').current() == pytest.approx(knn_hook.history[-1][1])
-
-    scalars = glob.glob(osp.join(str(tmp_path), '*', 'vis_data', 'scalars.json'))
-    assert len(scalars) == 1
-    rows = [json.loads(line) for line in open(scalars[0])]
-    knn_rows = [r for r in rows if 'knn/top1' in r]
-    assert [r['knn/epoch'] for r in knn_rows] == [0, 1, 2]
-    assert [r['knn/top1'] for r in knn_rows] == pytest.approx([a for _, a in knn_hook.history])
-    assert knn_rows[-1]['step'] == runner.iter == 8  # 2 epochs x 64 images / 16
+        assert abs(r['knn/top1'] * 64 / 100 - round(r['knn/top1'] * 64 / 100)) < 1e-6
+    assert runner.message_hub.get_scalar('knn/top1').current() == pytest.approx(knn[-1]['knn/top1'])
+    assert knn[-1]['step'] == runner.iter == 8  # 2 epochs x 64 images / 16
     assert any('loss' in r for r in rows)
     log = open(glob.glob(osp.join(str(tmp_path), '*', '*.log'))[0]).read()
     assert 'Epoch(knn) [2]  knn/top1:' in log
     assert 'memory bank 48 images, queries 64 images' in log
 
 
-def test_hook_interval_skips_epochs(repo_root, tiny_data, tmp_path):
+def counting_hook(**kwargs):
+    """A KNNMonitorHook whose evaluation only records the epoch (the schedule is what is tested)."""
     from mmsimclr.engine.hooks import KNNMonitorHook
 
     class Counting(KNNMonitorHook):
         def evaluate(self, runner, epoch):
-            self.history.append((epoch, 0.0))
+            self.epochs.append(epoch)
+            self._evaluated_epoch = epoch
             return 0.0
 
-    class FakeRunner:
-        max_epochs = 5
-        epoch = 0
+    hook = Counting(**kwargs)
+    hook.epochs = []
+    return hook
 
-    hook, runner = Counting(interval=2), FakeRunner()
+
+class FakeRunner:
+    max_epochs = 5
+    epoch = 0
+
+
+def test_hook_interval_skips_epochs():
+    from mmsimclr.engine.hooks import KNNMonitorHook
+    hook, runner = counting_hook(interval=2), FakeRunner()
+    hook.before_train(runner)
     for e in range(5):
         runner.epoch = e
         hook.after_train_epoch(runner)
-    assert [e for e, _ in hook.history] == [2, 4, 5]  # every 2nd epoch and the last one
+    runner.epoch = 5  # the loop has ended: epochs completed
+    hook.after_train(runner)
+    assert hook.epochs == [2, 4, 5]  # every 2nd epoch and the last one, not twice
     with pytest.raises(ValueError, match='temperature'):
         KNNMonitorHook(temperature=0)
+
+
+def test_hook_evaluates_the_final_model_when_training_stops_early():
+    hook, runner = counting_hook(interval=2), FakeRunner()
+    hook.before_train(runner)
+    for e in range(3):  # stopped (time budget, early stopping) after epoch 3 of 5
+        runner.epoch = e
+        hook.after_train_epoch(runner)
+    runner.epoch = 3
+    hook.after_train(runner)
+    assert hook.epochs == [2, 3]
 
 
 def _dist_worker(rank, world, port, repo_root, data_root, out_dir):
