@@ -12,7 +12,12 @@ training on CPU processes) with the likely cause, unless ``MMSIMCLR_DEVICE=cpu``
 
 When a rank dies or hangs, the others block in their next collective until ``env_cfg.dist_cfg.timeout`` (10 minutes
 in ``default_runtime.py``, not torch's 30) or fail at once on a closed connection; :func:`exit_when_a_rank_is_lost`
-turns either into one clear message and a prompt exit.
+turns either into one clear message and a prompt exit. Only errors that say a peer is gone count
+(:func:`is_peer_loss`); this process's own NCCL / CUDA errors propagate as they are. Under NCCL, torch's watchdog
+(``TORCH_NCCL_ASYNC_ERROR_HANDLING``, default 3 = end the process without ``ncclCommAbort``) usually ends the
+process first, on an asynchronous NCCL error or a collective past the timeout. Either way the process exits non-zero,
+and ``tools/dist_train.sh`` (torchrun ``--max-restarts``) restarts the whole group, which resumes from the last
+complete checkpoint (``tools/train.py`` treats a restart as ``--resume auto``).
 """
 import contextlib
 import datetime
@@ -114,24 +119,53 @@ def fit_loader_workers(cfg, cpus: Optional[int] = None, keep: Iterable[str] = ()
             'Give each task more CPUs (slurm: CPUS_PER_TASK=...) or set num_workers with --cfg-options to choose.')
 
 
-#: Fragments of the errors gloo / NCCL / the TCP store raise when another rank died or stopped responding.
-#: (Specific on purpose: a data-loader timeout or a plain bug must not be reported as a lost rank.)
-_LOST_RANK_SIGNS = ('gloo', 'nccl', 'connection reset by peer', 'connection closed by peer', 'broken pipe',
-                    'distbackenderror', 'diststoreerror', 'distnetworkerror')
+#: Fragments of the errors raised when another process of the job died or stopped responding, as gloo, NCCL and the
+#: TCP store word them: gloo "Connection closed by peer" (the peer crashed), "Connection reset by peer", "Timed out
+#: waiting 600000ms for recv operation" (a hung peer; see _GLOO_TIMEOUT); NCCL's ncclRemoteError "remote process
+#: exited or there was a network error", its socket "Connection closed by remote peer", the watchdog's "Watchdog
+#: caught collective operation timeout: WorkNCCL(...) ran for 600046 milliseconds before timing out"; the store's
+#: DistNetworkError / DistStoreError (rank 0's store is gone). A data-loader timeout or a plain bug must not match.
+_PEER_LOSS_SIGNS = ('connection closed by peer', 'connection closed by remote peer', 'connection reset by peer',
+                    'broken pipe', 'remote process exited', 'ncclremoteerror',
+                    'watchdog caught collective operation timeout', 'collective operation timed out',
+                    'before timing out', 'timed out in blocking wait', 'distnetworkerror', 'diststoreerror')
+#: A gloo timeout: both words, since "timed out" alone is also what a data loader says.
+_GLOO_TIMEOUT = ('gloo', 'timed out')
+#: Errors of this process itself, which say nothing about the others and win over the signs above (NCCL may name
+#: them as the "original reason" of an aborted communicator): ncclUnhandledCudaError "unhandled cuda error",
+#: ncclInvalidUsage "invalid usage", ncclInvalidArgument, ncclInternalError, CUDA failures, a port already in use.
+_LOCAL_SIGNS = ('unhandled cuda error', 'ncclunhandledcudaerror', 'invalid usage', 'ncclinvalidusage',
+                'ncclinvalidargument', 'invalid argument', 'ncclinternalerror', 'internal check failed',
+                'cuda error', 'cuda failure', 'out of memory', 'eaddrinuse', 'address already in use')
+
+
+def is_peer_loss(exc: BaseException) -> bool:
+    """Whether ``exc`` (or the text of its cause chain) says that another process of the job died or hung, and
+    not that this process failed by itself (see ``_PEER_LOSS_SIGNS`` and ``_LOCAL_SIGNS``)."""
+    parts, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        parts.append(f'{type(exc).__name__} {exc}')
+        exc = exc.__cause__ or exc.__context__
+    text = ' '.join(parts).lower()
+    if any(sign in text for sign in _LOCAL_SIGNS):
+        return False
+    return any(sign in text for sign in _PEER_LOSS_SIGNS) or all(word in text for word in _GLOO_TIMEOUT)
 
 
 def describe_lost_rank(exc: BaseException, timeout_s: float) -> Optional[str]:
-    """A clear message when ``exc`` means that another process of a distributed job died or hung; else None."""
+    """A clear message when ``exc`` means that another process of a distributed job died or hung; else None
+    (also for NCCL errors of this process itself, e.g. "unhandled cuda error" or "invalid usage")."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
         return None
-    text = f'{type(exc).__name__} {exc}'.lower()
-    if not any(sign in text for sign in _LOST_RANK_SIGNS):
+    if not is_peer_loss(exc):
         return None
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
     return (f'rank {dist.get_rank()} of {dist.get_world_size()}: lost contact with another process of this job, '
             f'which died, was killed or hung for more than env_cfg.dist_cfg.timeout={timeout_s:g} s ({first}). '
-            'Stopping this process too. Look in the other ranks\' logs for the cause, then restart the job with '
-            '--resume auto: it continues from the last complete checkpoint.')
+            'Stopping this process too. Look in the other ranks\' logs for the cause. Under tools/dist_train.sh, '
+            'torchrun restarts the group (MAX_RESTARTS times) and it resumes from the last complete checkpoint; '
+            'otherwise restart the job with --resume auto: it continues from there.')
 
 
 @contextlib.contextmanager
