@@ -58,8 +58,14 @@ def _child(argv, plan, output):
         import mmsimclr.utils.atomic_file as atomic_file
         atomic_file._write_all = _half_write_then_die
     elif plan == 'before-pointer':  # checkpoint complete, last_checkpoint still names the previous one
-        import mmsimclr.engine.hooks.atomic_checkpoint_hook as hook_module
-        hook_module.atomic_write_text = _suicide
+        from mmengine.runner import Runner
+        save = Runner.save_checkpoint
+
+        def save_then_die(*args, **kwargs):
+            save(*args, **kwargs)
+            _suicide()
+
+        Runner.save_checkpoint = save_then_die
     from tools.train import main
     main(argv)
 

@@ -1,24 +1,45 @@
-"""``CheckpointHook`` whose files survive a crash at any moment.
+"""``CheckpointHook`` whose checkpoints survive a crash at any moment.
 
-mmengine's hook writes a checkpoint in place (``open(path, 'wb')``), overwrites the ``last_checkpoint`` pointer in
-place, and deletes the oldest kept checkpoint *before* writing the new one, so a process killed during a save can
-leave a truncated checkpoint, an empty pointer, or (with ``max_keep_ckpts=1``) no checkpoint at all. This hook
-keeps every other behaviour and option of ``CheckpointHook`` and changes three things:
+mmengine's hook writes a checkpoint in place (``open(path, 'wb')``) and deletes the oldest kept checkpoint *before*
+writing the new one, so a process killed during a save can leave a truncated checkpoint or (with
+``max_keep_ckpts=1``) no checkpoint at all. This hook keeps every behaviour and option of ``CheckpointHook`` and
+its save logic (it calls mmengine's, copies none of it), with three additions:
 
-* checkpoints go through :class:`~mmsimclr.utils.atomic_file.AtomicLocalBackend` (temporary file, fsync, rename)
-  when they are saved to a local folder;
-* the ``last_checkpoint`` pointer is replaced atomically, after the checkpoint it names is complete;
-* the checkpoint that ``max_keep_ckpts`` retires is deleted only after the new one is in place.
+* checkpoints are written through mmengine's file-backend extension point, with
+  :class:`~mmsimclr.utils.atomic_file.AtomicLocalBackend` (temporary file, fsync, rename) for a local folder;
+* the removal of the checkpoint that ``max_keep_ckpts`` retires, which mmengine asks of the hook's file backend
+  before saving, is held back until the new checkpoint and its pointer are written;
+* the ``last_checkpoint`` pointer (which mmengine writes in place) is then replaced atomically and flushed to disk.
+  Should a run be killed in the instant mmengine rewrites the pointer, ``--resume auto``
+  (:func:`mmsimclr.utils.resume.find_resume_checkpoint`) still finds the newest complete checkpoint.
 
 Temporary files left by a killed run are removed when training starts.
 """
 import os.path as osp
+from typing import List
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 
 from mmsimclr.registry import HOOKS
 from mmsimclr.utils.atomic_file import atomic_write_text, remove_stale_temp_files
+
+
+class _HeldRemovals:
+    """Stands in for a file backend: ``remove`` / ``rmtree`` are noted in ``paths``, everything else passes on."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.paths: List[str] = []
+
+    def remove(self, path) -> None:
+        self.paths.append(path)
+
+    def rmtree(self, path) -> None:
+        self.paths.append(path)
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
 
 
 @HOOKS.register_module()
@@ -36,30 +57,22 @@ class AtomicCheckpointHook(CheckpointHook):
                 for tmp in remove_stale_temp_files(folder):
                     runner.logger.warning(f'Removed {tmp}, a partial checkpoint left by an interrupted run')
 
-    def _retire_path(self, step) -> str:
-        return self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(step))
-
     def _save_checkpoint_with_step(self, runner, step, meta):
-        retired = None
-        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
-            # (the same step can be saved twice in one epoch: the interval save and a new best)
-            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
-                retired = self.keep_ckpt_ids.popleft()
-            self.keep_ckpt_ids.append(step)
-            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
-
-        filename = self.filename_tmpl.format(step)
-        self.last_ckpt = self.file_backend.join_path(self.out_dir, filename)
-        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-        runner.save_checkpoint(self.out_dir, filename, self.file_client_args, save_optimizer=self.save_optimizer,
-                               save_param_scheduler=self.save_param_scheduler, meta=meta, by_epoch=self.by_epoch,
-                               backend_args=self.backend_args, **self.args)
+        """mmengine's save (the one method both the interval and the best-checkpoint saves go through), with the
+        retired checkpoint removed only after the new one and the pointer to it are in place."""
+        backend, held = self.file_backend, _HeldRemovals(self.file_backend)
+        self.file_backend = held
+        try:
+            super()._save_checkpoint_with_step(runner, step, meta)
+        finally:
+            self.file_backend = backend
         if not is_main_process():
             return
         atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
-        if retired is not None and retired != step:
-            path = self._retire_path(retired)
-            if self.file_backend.isfile(path):
-                self.file_backend.remove(path)
-            elif self.file_backend.isdir(path):  # checkpoints saved by DeepSpeed are folders
-                self.file_backend.rmtree(path)
+        for path in held.paths:
+            if path == self.last_ckpt:  # (never the checkpoint just written)
+                continue
+            if backend.isfile(path):
+                backend.remove(path)
+            elif backend.isdir(path):  # checkpoints saved by DeepSpeed are folders
+                backend.rmtree(path)

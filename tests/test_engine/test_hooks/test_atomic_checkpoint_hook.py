@@ -5,6 +5,7 @@ import os.path as osp
 
 import pytest
 
+import mmsimclr.engine.hooks.atomic_checkpoint_hook as hook_module
 import mmsimclr.utils.atomic_file as atomic_file
 from tests.test_engine.test_hooks.test_nonfinite_loss_hook import _runner
 
@@ -17,11 +18,20 @@ def test_writes_are_atomic_and_retire_after_save(tmp_path, monkeypatch):
         written.append(osp.basename(str(path)))
         real(path, data)
 
+    on_disk_at_pointer = []
+
+    def pointer_spy(path, text):  # what is on disk when the pointer is replaced: the new and the retired one
+        on_disk_at_pointer.append(sorted(f for f in os.listdir(tmp_path) if f.endswith('.pth')))
+        real_text(path, text)
+
+    real_text = hook_module.atomic_write_text
     monkeypatch.setattr(atomic_file, 'atomic_write_bytes', spy)
+    monkeypatch.setattr(hook_module, 'atomic_write_text', pointer_spy)
     runner = _runner(tmp_path, 'stop', bad_iter=None, checkpoint=dict(type='AtomicCheckpointHook', interval=1,
                                                                        by_epoch=False, max_keep_ckpts=1))
     runner.train()
     assert written == [name for i in range(1, 7) for name in (f'iter_{i}.pth', 'last_checkpoint')]
+    assert on_disk_at_pointer == [['iter_1.pth']] + [[f'iter_{i - 1}.pth', f'iter_{i}.pth'] for i in range(2, 7)]
     assert sorted(f for f in os.listdir(tmp_path) if f.endswith('.pth')) == ['iter_6.pth']
     assert open(tmp_path / 'last_checkpoint').read() == osp.join(str(tmp_path), 'iter_6.pth')
 
