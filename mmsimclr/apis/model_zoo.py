@@ -10,7 +10,7 @@ import fnmatch
 import os
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import yaml
 
@@ -35,6 +35,8 @@ class ModelInfo:
         results: the entry's ``Results`` (a list of task/dataset/metrics dicts), or None.
         collection: ``In Collection``.
         downstream: names of models fine-tuned/evaluated from this one.
+        converter: ``Converter:`` of the entry: the name of a weight converter (:data:`WEIGHT_CONVERTERS`) that
+            turns the published file (e.g. the SimCLR paper's TensorFlow archive) into a checkpoint, on first use.
     """
     name: str
     config: str
@@ -43,7 +45,11 @@ class ModelInfo:
     results: Optional[List[Dict]] = None
     collection: Optional[str] = None
     downstream: List[str] = field(default_factory=list)
+    converter: Optional[str] = None
 
+
+#: ``Converter:`` names -> ``fn(url, progress) -> local checkpoint path`` (download, convert once, cache, check).
+WEIGHT_CONVERTERS: Dict[str, Callable[[str, bool], str]] = {}
 
 _FILE_ENTRIES: Dict[str, Dict[str, ModelInfo]] = {}  # yml path -> its entries (read once per path)
 _REGISTERED: Dict[str, ModelInfo] = {}
@@ -59,7 +65,8 @@ def _entry_from_yml(item: dict, base_dir: str, source: str) -> ModelInfo:
         config = osp.join(base_dir, config)
     return ModelInfo(name=item['Name'], config=osp.normpath(config), weights=item.get('Weights'),
                      metadata=dict(item.get('Metadata') or {}), results=item.get('Results'),
-                     collection=item.get('In Collection'), downstream=list(item.get('Downstream') or []))
+                     collection=item.get('In Collection'), downstream=list(item.get('Downstream') or []),
+                     converter=item.get('Converter'))
 
 
 def load_zoo_file(path: str) -> Dict[str, ModelInfo]:

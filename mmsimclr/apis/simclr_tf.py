@@ -242,6 +242,14 @@ def fetch_converted(url: str, progress: bool = True) -> str:
     return dst
 
 
+def _register() -> None:
+    from .model_zoo import WEIGHT_CONVERTERS
+    WEIGHT_CONVERTERS['simclr_tf'] = fetch_converted
+
+
+_register()
+
+
 def default_output_name(source: str, suffix: Optional[str] = None) -> str:
     """``ResNet50_1x/model.ckpt-225206`` -> ``ResNet50_1x_mmsimclr.pth`` (named after the folder or archive)."""
     base = source.rstrip('/\\')

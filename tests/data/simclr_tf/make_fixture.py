@@ -14,7 +14,8 @@ Weights are random; every batch-norm layer gets non-trivial gamma / beta / movin
 Written next to this script:
 - ``model.ckpt-7.index`` / ``model.ckpt-7.data-00000-of-00001``: the TF checkpoint (V2 format).
 - ``reference.npz``: inputs ``x_<name>`` (NHWC, RGB in [0, 1]) and TF's outputs on them, ``feat_<name>`` (pooled
-  backbone features) and ``logits_<name>``, for even, odd and mixed (odd height, even width) input sizes.
+  backbone features) and ``logits_<name>``, for input sizes whose stem max pool input is even, odd, and mixed
+  (odd height, even width): only on an even side does SAME padding differ from symmetric padding.
 """
 import os
 import os.path as osp
@@ -29,7 +30,8 @@ WIDTH_DIV = 8           # width multiplier 1/8
 BLOCKS = (3, 4, 6, 3)   # ResNet-50
 NUM_CLASSES = 10
 EPS = 1e-5
-SIZES = {'even': (64, 64), 'odd': (65, 65), 'mixed': (65, 58)}
+# the stem max pool sees ceil(size / 2): even, odd, and odd height with even width
+SIZES = {'even': (64, 64), 'odd': (65, 65), 'mixed': (65, 64)}
 
 
 def pad_for_stride(x, k):
