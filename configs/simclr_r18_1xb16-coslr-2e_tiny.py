@@ -3,7 +3,7 @@
 # data_root must hold train/<class>/*.jpg (tools/make_tiny_dataset.py writes one).
 _base_ = [
     '_base_/models/simclr_r18_cifar.py',
-    '_base_/datasets/cifar10_folder_simclr.py',
+    '_base_/datasets/cifar10_bs512_simclr.py',
     '_base_/default_runtime.py',
 ]
 
@@ -15,6 +15,7 @@ train_dataloader = dict(
     batch_size=16,
     num_workers=0,
     persistent_workers=False,
+    pin_memory=False,
     dataset=dict(data_root=data_root))
 
 optim_wrapper = dict(
@@ -29,3 +30,4 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=2)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=3))
 env_cfg = dict(cudnn_benchmark=False)
 randomness = dict(seed=0)
+custom_hooks = []  # no kNN monitor

@@ -1,22 +1,10 @@
 # Semi-supervised fine-tuning of the 200-epoch SimCLR ResNet-50 on 10% of the ImageNet labels (paper, Table 7 and
-# Appendix B.5): whole network, LARS + Nesterov, lr 0.8, batch 4096 (16 GPUs x 256), no warm-up, no weight decay,
-# random resized crop + flip only, 30 epochs; evaluation: resize 256, centre crop 224, top-1 and top-5.
-# The subset list (128 or 129 images per class) is written by
-#   python tools/dataset_converters/make_label_subsets.py data/imagenet/meta/train.txt
-# (or converted from the published 10percent.txt with --published). Checkpoint to start from:
-#   --cfg-options model.backbone.init_cfg.checkpoint=PATH
-_base_ = [
-    '../_base_/models/resnet50_linear.py',
-    '../_base_/datasets/imagenet_bs512_linear.py',
-    '../_base_/schedules/lars_nesterov_finetune.py',
-    '../_base_/default_runtime.py',
-]
+# Appendix B.5): the 1% recipe (resnet50_simclr-200e-pre_16xb256-finetune-1pct-60e_in1k.py: whole network, LARS +
+# Nesterov, lr 0.8, batch 4096, no warm-up, no weight decay, random resized crop + flip only; top-1 and top-5 at
+# resize 256 / centre crop 224) on the 10% subset (128 or 129 images per class) for 30 epochs.
+_base_ = ['./resnet50_simclr-200e-pre_16xb256-finetune-1pct-60e_in1k.py']
 
-model = dict(backbone=dict(
-    frozen_stages=-1,  # every stage is trained
-    norm_eval=False,
-    init_cfg=dict(checkpoint='work_dirs/simclr_r50_16xb256-coslr-200e_in1k/epoch_200.pth')))
-train_dataloader = dict(batch_size=256, dataset=dict(ann_file='meta/train_10percent.txt'))
+train_dataloader = dict(dataset=dict(ann_file='meta/train_10percent.txt'))
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=30, by_epoch=True, begin=0, end=30, convert_to_iter_based=True)]
 train_cfg = dict(max_epochs=30, val_interval=5)

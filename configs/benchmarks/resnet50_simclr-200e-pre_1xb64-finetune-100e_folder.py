@@ -13,6 +13,7 @@
 # [1e-6, 1e-3] (divided by lr) on a validation split: override optim_wrapper.optimizer.lr / .weight_decay.
 _base_ = [
     '../_base_/models/resnet50_linear.py',
+    '../_base_/datasets/imagenet_bs512_linear.py',  # its pipelines; the images come from the folder below
     '../_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['mmsimclr.engine.hooks.num_classes_check_hook'], allow_failed_imports=False)
@@ -28,33 +29,17 @@ model = dict(
         init_cfg=dict(checkpoint='work_dirs/simclr_r50_16xb256-coslr-200e_in1k/epoch_200.pth')),
     head=dict(num_classes=num_classes))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=224, backend='pillow'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=256, edge='short', backend='pillow'),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='PackInputs'),
-]
 train_dataloader = dict(
     batch_size=64,
     num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='train', pipeline=train_pipeline))
+    dataset=dict(_delete_=True, type='CustomDataset', data_root=data_root, data_prefix='train',
+                 pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(
     batch_size=64,
     num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='test', pipeline=test_pipeline))
-val_evaluator = dict(type='Accuracy', topk=(1, 5))
+    dataset=dict(_delete_=True, type='CustomDataset', data_root=data_root, data_prefix='test',
+                 pipeline={{_base_.test_pipeline}}))
 test_dataloader = val_dataloader
-test_evaluator = val_evaluator
 
 optim_wrapper = dict(
     type='OptimWrapper',

@@ -1,4 +1,5 @@
-"""The CIFAR-10 recipe configs build (model + pipeline), and the data source / data root switches work."""
+"""The CIFAR-10 recipe configs build (model + pipeline); the data root override and the other data source (its own
+base file) work."""
 import os.path as osp
 
 import pytest
@@ -7,10 +8,8 @@ import torch
 EPOCHS = (200, 800, 1000)
 
 
-def _cfg(repo_root, name, source=None, monkeypatch=None):
+def _cfg(repo_root, name):
     from mmengine.config import Config
-    if source is not None:
-        monkeypatch.setenv('MMSIMCLR_CIFAR10_SOURCE', source)
     return Config.fromfile(osp.join(repo_root, 'configs', name))
 
 
@@ -55,19 +54,46 @@ def test_folder_source_with_data_root_override(repo_root, tiny_data):
     assert test[0]['inputs'].shape == (3, 32, 32)
 
 
-def test_mmpretrain_cifar10_source(repo_root, monkeypatch):
+def test_mmpretrain_cifar10_source(repo_root):
+    """mmpretrain's CIFAR10 (pickles) is selected by inheriting its base: same views, loader and kNN monitor."""
     from mmsimclr.evaluation.embedding import derive_dataset_cfg
-    cfg = _cfg(repo_root, 'simclr_r18_1xb512-coslr-800e_cifar10.py', 'cifar10', monkeypatch)
-    ds = cfg.train_dataloader.dataset
-    assert (ds.type, ds.split) == ('CIFAR10', 'train')
+    folder = _cfg(repo_root, '_base_/datasets/cifar10_bs512_simclr.py')
+    pickle = _cfg(repo_root, '_base_/datasets/cifar10_bs512_simclr_pickle.py')
+    ds = pickle.train_dataloader.dataset
+    assert (ds.type, ds.split, ds.data_root) == ('CIFAR10', 'train', 'data/cifar10/')
     assert [t['type'] for t in ds.pipeline] == ['MultiView', 'PackInputs']  # images come from the pickles
+    assert ds.pipeline[0].transforms == [folder.view_pipeline]
     assert derive_dataset_cfg(ds, 'test')['split'] == 'test'
-    lin = _cfg(repo_root, 'benchmarks/resnet18_simclr-cifar-pre_1xb512-linear-coslr-100e_cifar10.py', 'cifar10',
-               monkeypatch)
+    for key in ('batch_size', 'num_workers', 'drop_last', 'sampler'):
+        assert pickle.train_dataloader[key] == folder.train_dataloader[key]
+    assert pickle.custom_hooks == folder.custom_hooks
+    lin = _cfg(repo_root, '_base_/datasets/cifar10_bs512_linear_pickle.py')
     assert (lin.train_dataloader.dataset.type, lin.test_dataloader.dataset.split) == ('CIFAR10', 'test')
-    monkeypatch.setenv('MMSIMCLR_CIFAR10_SOURCE', 'imagenet')
-    with pytest.raises(ValueError, match="'folder' or 'cifar10'"):
-        _cfg(repo_root, 'simclr_r18_1xb512-coslr-200e_cifar10.py')
+    assert [t.type for t in lin.test_dataloader.dataset.pipeline] == ['PackInputs']
+    folder_lin = _cfg(repo_root, '_base_/datasets/cifar10_bs512_linear.py')
+    assert lin.train_dataloader.dataset.pipeline == folder_lin.train_dataloader.dataset.pipeline[1:]  # no loading
+
+
+def test_batchaug_parts_set_the_model_preprocessor(repo_root, tmp_path):
+    """A top-level config that lists the two _batchaug parts gets the batched preprocessor (the CIFAR views) with the
+    model base's normalisation, and the decode-only loader."""
+    from mmsimclr.registry import MODELS
+    base = osp.join(repo_root, 'configs', '_base_')
+    path = tmp_path / 'simclr_batchaug.py'
+    path.write_text(f"_base_ = [{base + '/models/simclr_r18_cifar_batchaug.py'!r}, "
+                    f"{base + '/datasets/cifar10_bs512_simclr_batchaug.py'!r}, {base + '/default_runtime.py'!r}]\n")
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(path))
+    plain = _cfg(repo_root, '_base_/models/simclr_r18_cifar.py').model.data_preprocessor
+    pre = cfg.model.data_preprocessor
+    assert pre.type == 'SimCLRDataPreprocessor' and (pre.size, pre.strength, pre.blur_prob) == (32, 0.5, 0.0)
+    assert (pre.mean, pre.std, pre.to_rgb) == (plain.mean, plain.std, plain.to_rgb)
+    assert [t.type for t in cfg.train_dataloader.dataset.pipeline] == ['LoadImageColor', 'Resize', 'PackInputs']
+    model = MODELS.build(cfg.model)
+    assert type(model.data_preprocessor).__name__ == 'SimCLRDataPreprocessor'
+    tiny = _cfg(repo_root, 'simclr_r18_1xb16-coslr-2e_tiny_batchaug.py')  # the same two settings on the tiny run
+    assert tiny.model.data_preprocessor == pre
+    assert tiny.train_dataloader.dataset.pipeline == cfg.train_dataloader.dataset.pipeline
 
 
 def test_linear_config_builds(repo_root, tiny_data):

@@ -1,7 +1,7 @@
 """Every config loads, builds its model and its pipeline, and agrees with its file name."""
+import ast
 import glob
 import os.path as osp
-import re
 
 import pytest
 import torch
@@ -9,10 +9,11 @@ from mmengine.config import Config
 from mmengine.dataset import Compose
 
 from mmsimclr.registry import MODELS, TRANSFORMS
+from mmsimclr.utils.config_check import check_name, name_values
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
-                 if '_base_' not in p)
+ALL_FILES = sorted(glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True))
+CONFIGS = [p for p in ALL_FILES if '_base_' not in p]
 
 
 def name_of(path):
@@ -30,14 +31,10 @@ def test_there_are_configs():
 def test_config_builds_and_matches_its_name(path):
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'mmsimclr'
-    name = osp.basename(path)
-    gpus, batch = map(int, re.search(r'_(\d+)xb(\d+)-', name).groups())
-    epochs = int(re.findall(r'-(\d+)e_', name)[-1])
-    assert cfg.train_dataloader.batch_size == batch, 'batch per GPU in the file name'
-    assert cfg.train_cfg.max_epochs == epochs, 'epochs in the file name'
-    base_batch = cfg.get('auto_scale_lr', {}).get('base_batch_size')
-    if base_batch is not None and 'tiny' not in name:
-        assert base_batch == gpus * batch, 'auto_scale_lr.base_batch_size must be the total batch of the name'
+    assert check_name(path, cfg) == []  # batch per GPU, epochs and auto_scale_lr agree with the file name
+    gpus, batch, epochs = name_values(path)
+    assert None not in (gpus, batch, epochs), 'the name gives GPUs x batch (NxbB) and epochs (Ee)'
+    assert cfg.train_dataloader.batch_size == batch and cfg.train_cfg.max_epochs == epochs
     # schedules end where training ends
     assert max(s.get('end', epochs) for s in cfg.param_scheduler) == epochs
 
@@ -45,6 +42,18 @@ def test_config_builds_and_matches_its_name(path):
     assert sum(p.numel() for p in model.parameters()) > 0
     pipeline = Compose([TRANSFORMS.build(t) for t in cfg.train_dataloader.dataset.pipeline])
     assert len(pipeline.transforms) == len(cfg.train_dataloader.dataset.pipeline)
+
+
+@pytest.mark.parametrize('path', ALL_FILES, ids=name_of)
+def test_config_is_pure_data(path):
+    """Configs hold values only: assignments (and inheritance), no if / raise / import / def (a data source or a
+    variant is chosen by inheriting its base file)."""
+    tree = ast.parse(open(path).read(), path)
+    for node in tree.body:
+        assert isinstance(node, ast.Assign), f'{name_of(path)}:{node.lineno}: {type(node).__name__} in a config'
+        calls = [n.func for n in ast.walk(node) if isinstance(n, ast.Call)]
+        assert all(isinstance(f, ast.Name) and f.id == 'dict' for f in calls), \
+            f'{name_of(path)}:{node.lineno}: a call other than dict(...)'
 
 
 @pytest.mark.parametrize('epochs', [200, 800])

@@ -4,8 +4,9 @@ trains two iterations on the CPU (bf16 autocast).
 mmengine's AMP wraps the data preprocessor in its autocast; the batched blur's convolution used to come out in
 bf16 and the masked index-put of the views failed at the first iteration ("Index put requires the source and
 destination dtypes match"). The configs: the tiny batched one (blur switched on), and the CIFAR-10 and ImageNet
-``_base_/datasets/*_batchaug.py`` loaders and preprocessors with the tiny model, on the tiny image folder (ImageNet
-through an annotation file listing it; its views made at 32 px instead of 224 to keep the run short). All three run
+``_base_/datasets/*_batchaug.py`` loaders and ``_base_/models/*_batchaug.py`` preprocessors with the tiny model, on
+the tiny image folder (ImageNet through an annotation file listing it; its views made at 32 px instead of 224 to keep
+the run short). All three run
 in one Python process (``tools.train.main`` three times): the imports are most of the time.
 """
 import json
@@ -23,9 +24,9 @@ from mmengine.config import Config
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = osp.join(ROOT, 'configs', 'simclr_r18_1xb16-coslr-2e_tiny.py')
 TINY_BATCHAUG = osp.join(ROOT, 'configs', 'simclr_r18_1xb16-coslr-2e_tiny_batchaug.py')
-BASES = {
-    'cifar10_folder_simclr_batchaug': dict(),  # blur switched on below
-    'imagenet_bs256_simclr_batchaug': dict(size=32),  # blur as configured (p = 0.5)
+BASES = {  # dataset base: (model part that sets the batched data preprocessor, overrides)
+    'cifar10_bs512_simclr_batchaug': ('simclr_r18_cifar_batchaug', dict()),  # blur switched on below
+    'imagenet_bs256_simclr_batchaug': ('simclr_r50_batchaug', dict(size=32)),  # blur as configured (p = 0.5)
 }
 TWO_ITERS = ['train_dataloader.batch_size=8', 'train_dataloader.dataset.indices=16', 'train_cfg.max_epochs=1']
 
@@ -33,7 +34,9 @@ TWO_ITERS = ['train_dataloader.batch_size=8', 'train_dataloader.dataset.indices=
 def _config_on_tiny_model(base_name: str, tiny_data: str, out_dir: str) -> str:
     """The tiny config with the loader pipeline / dataset and the data preprocessor of a ``_batchaug`` base."""
     base = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'datasets', f'{base_name}.py'))
-    pre = dict(base.data_preprocessor.to_dict(), _delete_=True, **BASES[base_name])
+    model_part, overrides = BASES[base_name]
+    part = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'models', f'{model_part}.py'))
+    pre = dict(part.model.data_preprocessor.to_dict(), _delete_=True, **overrides)
     pre['blur_prob'] = pre['blur_prob'] or 0.5
     dataset = dict(base.train_dataloader.dataset.to_dict(), _delete_=True, data_root=tiny_data)
     if dataset['type'] == 'ImageNet':  # an annotation file (meta/train.txt in ImageNet) listing the tiny folder

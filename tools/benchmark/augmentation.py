@@ -94,7 +94,9 @@ def build_pipelines():
     # check that the only substitution is the hue-safe ColorJitter
     jitters = [t for t in _walk(mmpretrain_pipe) if type(t).__name__ == 'ColorJitter']
     assert jitters and all(type(t) is SafeColorJitter for t in jitters), jitters
-    return build(ours), build(batched.train_pipeline), batched.data_preprocessor, mmpretrain_pipe
+    preprocessor = Config.fromfile(  # the views on the device: the model part's data preprocessor
+        osp.join(REPO, 'configs/_base_/models/simclr_r50_batchaug.py')).model.data_preprocessor
+    return build(ours), build(batched.train_pipeline), preprocessor, mmpretrain_pipe
 
 
 def main():

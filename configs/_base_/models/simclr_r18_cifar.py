@@ -22,3 +22,17 @@ model = dict(
         norm_cfg=dict(type='GlobalBN')),
     head=dict(type='ContrastiveHead', loss=dict(type='NTXentLoss'), temperature=0.5),
 )
+
+# the same views made on the training device, batched (the _batchaug parts set it as model.data_preprocessor,
+# merged into the one above: mean / std / to_rgb are kept)
+batch_augmentation = dict(
+    type='SimCLRDataPreprocessor',
+    num_views=2,
+    size=32,
+    scale=(0.08, 1.0),
+    ratio=(3. / 4., 4. / 3.),
+    flip_prob=0.5,
+    strength=0.5,
+    jitter_prob=0.8,
+    gray_prob=0.2,
+    blur_prob=0.0)

@@ -199,7 +199,7 @@ def test_loader_decodes_large_jpegs_reduced(tmp_path):
 
 
 # ------------------------------------------------------------------ the configured pipelines
-@pytest.mark.parametrize('cfg_name,size', [('imagenet_bs256_simclr.py', 224), ('cifar10_folder_simclr.py', 32)])
+@pytest.mark.parametrize('cfg_name,size', [('imagenet_bs256_simclr.py', 224), ('cifar10_bs512_simclr.py', 32)])
 def test_config_pipeline_two_views_reproducible(repo_root, tmp_path, cfg_name, size):
     from mmcv.transforms import Compose
     from mmengine.config import Config
