@@ -138,6 +138,24 @@ class _NTXentFunction(torch.autograd.Function):
 class NTXentLoss(nn.Module):
     """NT-Xent loss.
 
+    Examples:
+        >>> import torch
+        >>> from mmsimclr.models.losses import NTXentLoss
+        >>> _ = torch.manual_seed(0)
+        >>> loss_fn = NTXentLoss(temperature=0.5)
+        >>> # two views of 4 images, sample-major: rows 2k and 2k + 1 are the views of image k
+        >>> z0, z1 = torch.randn(4, 16), torch.randn(4, 16)
+        >>> z = torch.stack([z0, z1], dim=1).flatten(0, 1)  # (8, 16)
+        >>> loss = loss_fn(z, num_views=2)
+        >>> loss.shape, loss.dtype
+        (torch.Size([]), torch.float32)
+        >>> # identical views (cosine similarity 1 with the positive): a lower loss
+        >>> bool(loss_fn(torch.stack([z0, z0], dim=1).flatten(0, 1)) < loss)
+        True
+        >>> # chunked: same value, memory of 3 rows x 8 columns at a time
+        >>> torch.allclose(NTXentLoss(temperature=0.5, chunk_size=3)(z), loss)
+        True
+
     Args:
         temperature (float): ``tau`` above; must be > 0. Defaults to 0.1 (the paper's ImageNet setting).
         gather_distributed (bool): use negatives from all ranks (the paper's large-batch setting). Defaults to True.
@@ -159,11 +177,6 @@ class NTXentLoss(nn.Module):
         self.gather_distributed = gather_distributed
         self.loss_weight = loss_weight
         self.chunk_size = chunk_size
-
-    @staticmethod
-    def positive_index(num_rows: int, num_views: int, offset: int, device) -> torch.Tensor:
-        """Column index of the ``V - 1`` positives of each local row: shape ``(num_rows, V - 1)``."""
-        return _positive_index(torch.arange(num_rows, device=device), num_views, offset)
 
     # Run eagerly inside a torch.compile'd train_step (``--compile``): the hand-written backward's in-place
     # strided writes are not traceable, and an untraceable call here would make Dynamo drop the whole enclosing
