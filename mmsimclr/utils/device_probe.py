@@ -147,16 +147,15 @@ def cuda_problem(env: Mapping[str, str] = os.environ, dev_dir: Optional[str] = N
     if torch.cuda.is_available():
         return None
 
-    where = []
+    machine = []
     if evidence['nodes']:
         nodes = evidence['nodes']
-        where.append('device nodes ' + ', '.join(nodes[:4]) + (f' (+{len(nodes) - 4})' if len(nodes) > 4 else ''))
+        machine.append('device nodes ' + ', '.join(nodes[:4]) + (f' (+{len(nodes) - 4})' if len(nodes) > 4 else ''))
     if evidence['smi']:
-        where.append(f'nvidia-smi -L lists {len(evidence["smi"])} GPU(s) ({evidence["smi"][0]})')
-    if evidence['slurm']:
-        where.append(f'the slurm job asked for GPUs ({evidence["slurm"]})')
-    head = (f'{DEVICE_ENV}=cuda, but' if device == 'cuda' and not where else
-            'this machine has NVIDIA GPUs (' + '; '.join(where) + '), but') + ' torch cannot use CUDA'
+        machine.append(f'nvidia-smi -L lists {len(evidence["smi"])} GPU(s) ({evidence["smi"][0]})')
+    says = ([f'this machine has NVIDIA GPUs ({"; ".join(machine)})'] if machine else []) + (
+        [f'the slurm job asked for GPUs ({evidence["slurm"]})'] if evidence['slurm'] else [])
+    head = ' and '.join(says or [f'{DEVICE_ENV}=cuda']) + ', but torch cannot use CUDA'
     if device == 'auto':
         head += ', so this launch would silently train on CPU processes (gloo), orders of magnitude slower'
 
@@ -179,6 +178,10 @@ def cuda_problem(env: Mapping[str, str] = os.environ, dev_dir: Optional[str] = N
                       f'{torch.version.cuda}, the driver supports CUDA up to {driver_cuda} (nvidia-smi): update the '
                       f'driver, or install a torch built for CUDA <= {driver_cuda} '
                       '(pip install torch --index-url https://download.pytorch.org/whl/cuXYZ)')
+    if evidence['slurm'] and not machine:
+        causes.append('this node shows no NVIDIA device nodes (/dev/nvidia0...) and no working nvidia-smi although '
+                      'the job asked for GPUs: the partition\'s nodes may have no GPUs, or their NVIDIA driver is not '
+                      'installed / loaded (ask the cluster admins; sinfo -o "%P %G" lists the GPUs of each partition)')
     if evidence['smi_error']:
         causes.append(f'nvidia-smi fails ({evidence["smi_error"]}): the driver is not loaded or does not match its '
                       'tools; nvidia-smi must work before CUDA can')

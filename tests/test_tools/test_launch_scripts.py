@@ -163,3 +163,22 @@ def test_restarted_training_resumes_auto(monkeypatch, tmp_path, restarts, given,
     assert args.resume == ('auto' if restarts == '2' else (TINY if given else None))
     cfg = build_config(args)
     assert (cfg.resume, cfg.load_from) == (resume, load_from)  # resume=False: the config's default
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='simulates a GPU job where torch cannot use CUDA')
+def test_slurm_gpu_job_without_cuda_stops_in_train_py(fakes, tmp_path):
+    """End to end: slurm_train.sh -> an srun stand-in that runs the task as slurm would after ``--gres=gpu:8`` (one
+    task, SLURM_JOB_GRES set) -> tools/train.py stops before any process group, exit status 1, cause named."""
+    _exe(fakes.path_dir / 'srun', f'#!{sys.executable}\n'
+         'import os, sys\n'
+         'args = sys.argv[1:]\n'
+         'cmd = args[next(i for i, a in enumerate(args) if a.endswith("python-wrapper")):]\n'
+         'os.environ.update(SLURM_PROCID="0", SLURM_NTASKS="1", SLURM_LOCALID="0", SLURM_NODELIST="gpu[07-08]",\n'
+         '                  SLURM_JOB_ID="99", SLURM_JOB_GRES="gpu:8")\n'
+         'os.execv(cmd[0], cmd)\n')
+    proc, _ = fakes.run(['tools/slurm_train.sh', 'gpu', 'simclr', TINY, str(tmp_path / 'work')])
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        'mmsimclr: the slurm job asked for GPUs (SLURM_JOB_GRES=gpu:8), but torch '
+        'cannot use CUDA')
+    assert 'init_process_group' not in proc.stderr and not os.path.exists(tmp_path / 'work')

@@ -1,1 +1,0 @@
-"""Visualizers (mmpretrain's ``UniversalVisualizer`` is reachable through the parent registry)."""
