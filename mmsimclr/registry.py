@@ -2,7 +2,9 @@
 
 With ``default_scope = 'mmsimclr'`` a config finds our modules first and falls back to mmpretrain's (and from there
 to mmengine's), so ``ResNet``, ``ImageNet``, ``LARS``, ``ImageClassifier`` or ``Accuracy`` stay reachable by name.
-``locations`` makes building by name import the modules that register into each registry.
+``locations`` makes building by name import the modules that register into each registry; the visualizer
+registries have none of ours (mmpretrain's ``UniversalVisualizer`` and backends are found through the parents, whose
+own ``locations`` import them).
 """
 from mmengine.registry import Registry
 from mmpretrain import registry as mmpretrain_registry
@@ -36,5 +38,5 @@ TASK_UTILS = _child('task util', mmpretrain_registry.TASK_UTILS, ['mmsimclr.mode
 METRICS = _child('metric', mmpretrain_registry.METRICS, ['mmsimclr.evaluation'])
 EVALUATORS = _child('evaluator', mmpretrain_registry.EVALUATORS, ['mmsimclr.evaluation'])
 
-VISUALIZERS = _child('visualizer', mmpretrain_registry.VISUALIZERS, ['mmsimclr.visualization'])
-VISBACKENDS = _child('vis_backend', mmpretrain_registry.VISBACKENDS, ['mmsimclr.visualization'])
+VISUALIZERS = _child('visualizer', mmpretrain_registry.VISUALIZERS, [])
+VISBACKENDS = _child('vis_backend', mmpretrain_registry.VISBACKENDS, [])

@@ -10,7 +10,7 @@ from .checkpoint import register_checkpoint_loader
 #: The modules whose import registers mmpretrain's and mmsimclr's classes.
 _REGISTERING_MODULES = ('mmpretrain.datasets', 'mmpretrain.engine', 'mmpretrain.evaluation', 'mmpretrain.models',
                         'mmpretrain.visualization', 'mmsimclr.datasets', 'mmsimclr.engine', 'mmsimclr.evaluation',
-                        'mmsimclr.models', 'mmsimclr.visualization')
+                        'mmsimclr.models')
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:
