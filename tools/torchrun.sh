@@ -30,12 +30,21 @@ elif [ -z "${PORT:-}" ]; then
     PORT=$("$PYTHON" "$PROBE" free-port)
 fi
 
+# Restarts: torchrun's c10d rendezvous on MASTER_ADDR:PORT, and a new TCP store for the training processes at every
+# (re)start (TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1, hosted by rank 0 on a free port). With the static rendezvous of
+# --master_addr/--master_port, or a store shared across restarts, a restarted group reads the dead group's
+# addresses from the store: gloo fails with "connectFullMesh ... Connection refused", NCCL may get a stale unique id
+# (pytorch/pytorch#135712, #167288). The rendezvous numbers the nodes (NODE_RANK is accepted, not needed).
+# NCCL: torch's watchdog (TORCH_NCCL_ASYNC_ERROR_HANDLING, torch's default 3) ends a process whose collective failed
+# or exceeded env_cfg.dist_cfg.timeout, so that torchrun restarts the group; set to 0 or 2 it would not, hence 3.
+export TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1
+export TORCH_NCCL_ASYNC_ERROR_HANDLING=${TORCH_NCCL_ASYNC_ERROR_HANDLING:-3}
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} \
 exec "$PYTHON" -m torch.distributed.run \
     --nnodes="$NNODES" \
-    --node_rank="${NODE_RANK:-0}" \
-    --master_addr="${MASTER_ADDR:-127.0.0.1}" \
     --nproc_per_node="$NPROC" \
-    --master_port="$PORT" \
+    --rdzv-backend=c10d \
+    --rdzv-endpoint="${MASTER_ADDR:-127.0.0.1}:$PORT" \
+    --rdzv-id="${RDZV_ID:-mmsimclr}" \
     --max-restarts="${MAX_RESTARTS:-3}" \
     "$ROOT/$SCRIPT" "$@" --launcher pytorch

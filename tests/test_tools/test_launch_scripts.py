@@ -110,13 +110,15 @@ def test_slurm_usage_without_arguments(fakes):
 def test_torchrun_single_node_picks_a_free_port_and_restarts(fakes):
     proc, recorded = fakes.run(['tools/dist_train.sh', TINY, '2', '--amp'])
     assert proc.returncode == 0, proc.stderr
-    port = int(_value(recorded, '--master_port')[0])
+    host, port = _value(recorded, '--rdzv-endpoint')[0].split(':')
+    port = int(port)
+    assert host == '127.0.0.1' and _value(recorded, '--rdzv-backend') == ['c10d']
     assert 1024 <= port < 65536 and port != 29500
     assert _value(recorded, '--max-restarts') == ['3'] and _value(recorded, '--nproc_per_node') == ['2']
     assert recorded[-6:-1] == [osp.join(ROOT, 'tools', 'train.py'), TINY, '--amp', '--launcher', 'pytorch']
 
     proc, recorded = fakes.run(['tools/dist_train.sh', TINY, '2'], PORT='29777', MAX_RESTARTS='0')
-    assert _value(recorded, '--master_port') == ['29777'] and _value(recorded, '--max-restarts') == ['0']
+    assert _value(recorded, '--rdzv-endpoint') == ['127.0.0.1:29777'] and _value(recorded, '--max-restarts') == ['0']
 
 
 def test_dist_test_does_not_restart_by_default(fakes, tmp_path):
@@ -132,7 +134,7 @@ def test_torchrun_multi_node_needs_port_and_master_addr(fakes):
     proc, recorded = fakes.run(['tools/dist_train.sh', TINY, '8'], NNODES='2', NODE_RANK='1', PORT='29555',
                                MASTER_ADDR='node1')
     assert proc.returncode == 0, proc.stderr
-    assert _value(recorded, '--master_port') == ['29555'] and _value(recorded, '--master_addr') == ['node1']
+    assert _value(recorded, '--rdzv-endpoint') == ['node1:29555']
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='simulates a GPU machine where torch cannot use CUDA')
