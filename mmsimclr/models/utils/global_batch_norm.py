@@ -48,12 +48,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmsimclr.registry import MODELS
-
-
-def _world_size() -> int:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
+from .gather import rank_and_world
 
 
 def _memory_format(x: torch.Tensor) -> torch.memory_format:
@@ -187,7 +182,7 @@ class GlobalBatchNorm(_BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)
         use_batch_stats = self.training or not self.track_running_stats
-        if not use_batch_stats or _world_size() == 1:
+        if not use_batch_stats or rank_and_world()[1] == 1:
             return super().forward(x)  # plain BatchNorm
         return self._global_forward(x)
 
