@@ -1,53 +1,52 @@
-"""`make demo`: pretrain a small SimCLR model on CIFAR-10 on the CPU and show that it learned something.
+"""`make demo`: pretrain a small SimCLR model on CIFAR-10 on the CPU, show that it learned something, and keep it.
 
-    python tools/demo.py [--data PATH] [--work-dir work_dirs/demo] [--epochs N] [--max-minutes M] ...
+    python tools/demo.py [--data PATH] [--work-dir work_dirs/demo] [--max-minutes M] [--epochs N] ...
 
-Steps (about 10-15 minutes on 2 CPU cores with the defaults):
+Steps (about 10-12 minutes on 2 CPU cores):
 
 1. data: ``--data`` is CIFAR-10 as an image folder (``train/<class>/*``, ``test/<class>/*``) or the
    ``cifar10-jpeg.tar.gz`` archive of it (unpacked next to the work dir once); without ``--data`` mmpretrain's
    CIFAR10 is downloaded (needs internet). A class-balanced subset (``--train-per-class``, ``--test-per-class``)
-   is linked into ``WORK_DIR/data`` so that the standard CIFAR-10 recipe config reads it unchanged.
-2. model: the recipe ``configs/simclr_r18_1xb512-coslr-200e_cifar10.py`` (CIFAR ResNet-18, s = 0.5 colour
-   distortion, no blur, LARS + warm-up + cosine, T = 0.5) scaled to the CPU: ``--width`` channels in the first
-   stage (64 is the full ResNet-18; the default 16 is a quarter-width one, ~16x cheaper), batch ``--batch-size``,
-   ``--epochs`` epochs (default 20), lr = 0.075 x sqrt(batch) (the paper's square-root scaling for small batches).
-3. evaluation: the online kNN monitor (k = 200, T = 0.1) embeds the train subset (memory bank) and the test
-   subset before training (the very same network at random initialisation) and every ``--knn-interval`` epochs;
-   at the end a linear probe (L2 logistic regression on the frozen features, L2 strength chosen on held-out
-   training images; ``mmsimclr.evaluation.logistic_regression``) is fitted for both.
-4. output: the final table on stdout, ``WORK_DIR/demo_results.json`` and ``WORK_DIR/demo_curves.png`` (loss and
-   kNN top-1 over epochs). Training shows mmengine's progress log with an ETA; a time guard stops training early
-   (after an epoch) if ``--max-minutes`` would be exceeded.
+   is linked into ``WORK_DIR/data``.
+2. training: the recipe is the config ``configs/simclr_r18-w16_1xb128-coslr-20e_cifar10-demo.py`` (a quarter-width
+   CIFAR ResNet-18, LARS, warm-up + cosine, kNN monitor, ``TimeBudgetHook``), run by mmengine's Runner with its
+   progress log and ETA. ``--epochs``, ``--batch-size``, ``--width``, ``--max-minutes`` ... change it for one run.
+   On a slow or busy machine the time budget stops training after an epoch and saves that epoch's checkpoint.
+3. report, read from the run: the kNN top-1 curve (``vis_data/scalars.json``, epoch 0 = the run's random
+   initialisation), the loss curve, the final checkpoint (``WORK_DIR/last_checkpoint``); a linear probe (L2
+   logistic regression on frozen features, L2 strength chosen on held-out training images) of the final model and of
+   a randomly initialised one (same config). Output: the table on stdout with the commands that evaluate,
+   draw and use the model, ``WORK_DIR/demo_results.json`` and ``WORK_DIR/demo_curves.png``.
 """
 import argparse
+import glob
 import json
 import os
 import os.path as osp
-import sys
 import tarfile
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
+DEMO_CONFIG = 'simclr_r18-w16_1xb128-coslr-20e_cifar10-demo'
 # L2 strengths tried by the linear probe (held-out choice, as the transfer protocol; coarser than its 45 values)
 LINEAR_PROBE_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--data', help='CIFAR-10 image folder (train/<class>/*, test/<class>/*) or a .tar.gz of it; '
                    "default: download mmpretrain's CIFAR10")
-    p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'demo'))
+    p.add_argument('--work-dir', default=osp.join('work_dirs', 'demo'))
+    p.add_argument('--config', default=DEMO_CONFIG, help='the recipe (a config file or a packaged config name)')
     p.add_argument('--train-per-class', type=int, default=500)
     p.add_argument('--test-per-class', type=int, default=100)
-    p.add_argument('--epochs', type=int, default=20)
-    p.add_argument('--batch-size', type=int, default=128)
-    p.add_argument('--width', type=int, default=16, help='channels of the first ResNet-18 stage (64 = full)')
-    p.add_argument('--knn-interval', type=int, default=2)
-    p.add_argument('--max-minutes', type=float, default=11.0, help='training time guard (minutes)')
-    p.add_argument('--workers', type=int, default=1)
-    p.add_argument('--seed', type=int, default=0)
+    g = p.add_argument_group('changes to the recipe for this run (default: the config\'s values)')
+    g.add_argument('--epochs', type=int, help='epochs (warm-up: a tenth of them, then cosine)')
+    g.add_argument('--batch-size', type=int, help='batch (lr = 0.075 x sqrt(batch))')
+    g.add_argument('--width', type=int, help='channels of the first ResNet-18 stage (64 = full)')
+    g.add_argument('--knn-interval', type=int, help='epochs between kNN evaluations')
+    g.add_argument('--max-minutes', type=float, help='training time budget (minutes)')
+    g.add_argument('--workers', type=int, help='data loader processes')
+    g.add_argument('--seed', type=int, default=0, help='subset choice and training seed')
     return p.parse_args(argv)
 
 
@@ -123,7 +122,7 @@ def prepare_data(args) -> str:
     per_class = dict(train=args.train_per_class, test=args.test_per_class)
     subset = osp.join(args.work_dir, 'data')
     if args.data is None:
-        return export_cifar10_subset(osp.join(ROOT, 'data', 'cifar10-py'), subset, per_class, args.seed)
+        return export_cifar10_subset(osp.join('data', 'cifar10-py'), subset, per_class, args.seed)
     if not osp.exists(args.data):
         raise FileNotFoundError(f'--data {args.data} does not exist (an image folder or cifar10-jpeg.tar.gz)')
     if osp.isfile(args.data):
@@ -137,78 +136,82 @@ def prepare_data(args) -> str:
 
 # ---------------------------------------------------------------------------------------------- training
 def build_config(args, data_root: str):
+    """The recipe config with ``data_root``, the work dir and this run's changes (flags left unset keep it)."""
     from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'simclr_r18_1xb512-coslr-200e_cifar10.py'))
-    w = args.width
-    cfg.model.backbone.update(stem_channels=w, base_channels=w)
-    cfg.model.neck.update(in_channels=8 * w, hid_channels=1024, out_channels=128)
-    cfg.train_dataloader.update(batch_size=args.batch_size, num_workers=args.workers,
-                                persistent_workers=args.workers > 0, pin_memory=False)
+
+    from mmsimclr.utils.config_path import resolve_config
+    cfg = Config.fromfile(resolve_config(args.config))
     cfg.train_dataloader.dataset.data_root = data_root
-    cfg.optim_wrapper.optimizer.lr = round(0.075 * args.batch_size ** 0.5, 4)
-    warmup = max(1, round(args.epochs / 10))
-    cfg.param_scheduler = [
-        dict(type='LinearLR', start_factor=1e-2, by_epoch=True, begin=0, end=warmup, convert_to_iter_based=True)]
-    if args.epochs > warmup:
-        cfg.param_scheduler.append(dict(type='CosineAnnealingLR', T_max=args.epochs - warmup, by_epoch=True,
-                                        begin=warmup, end=args.epochs, convert_to_iter_based=True))
-    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=args.epochs)
-    cfg.custom_hooks = [
-        dict(type='KNNMonitorHook', interval=args.knn_interval or args.epochs, k=200, temperature=0.1, batch_size=250,
-             num_workers=args.workers, eval_before_train=True, keep_features=True),
-        dict(type='DemoTimeGuardHook', max_seconds=args.max_minutes * 60),
-    ]
-    cfg.default_hooks.logger = dict(type='LoggerHook', interval=10)
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=args.epochs, max_keep_ckpts=1)
-    cfg.env_cfg.cudnn_benchmark = False
-    cfg.randomness = dict(seed=args.seed)
     cfg.work_dir = args.work_dir
+    cfg.randomness = dict(seed=args.seed)
+    hooks = {h['type']: h for h in cfg.custom_hooks}
+    if args.width is not None:
+        w = args.width
+        cfg.model.backbone.update(stem_channels=w, base_channels=w)
+        cfg.model.neck.in_channels = 8 * w
+    if args.batch_size is not None:
+        cfg.train_dataloader.batch_size = args.batch_size
+        cfg.optim_wrapper.optimizer.lr = round(0.075 * args.batch_size ** 0.5, 4)
+        cfg.auto_scale_lr = dict(base_batch_size=args.batch_size)
+    if args.epochs is not None:
+        e, warmup = args.epochs, max(1, round(args.epochs / 10))
+        cfg.train_cfg.max_epochs = e
+        cfg.param_scheduler = [dict(type='LinearLR', start_factor=1e-2, by_epoch=True, begin=0, end=warmup,
+                                    convert_to_iter_based=True)]
+        if e > warmup:
+            cfg.param_scheduler.append(dict(type='CosineAnnealingLR', T_max=e - warmup, by_epoch=True,
+                                            begin=warmup, end=e, convert_to_iter_based=True))
+        cfg.default_hooks.checkpoint.interval = e
+    if args.knn_interval is not None:
+        hooks['KNNMonitorHook']['interval'] = args.knn_interval
+    if args.max_minutes is not None:
+        hooks['TimeBudgetHook']['max_minutes'] = args.max_minutes
+    if args.workers is not None:
+        cfg.train_dataloader.update(num_workers=args.workers, persistent_workers=args.workers > 0)
+        hooks['KNNMonitorHook']['num_workers'] = args.workers
     return cfg
 
 
-def register_time_guard():
-    from mmengine.hooks import Hook
-
-    from mmsimclr.registry import HOOKS
-
-    @HOOKS.register_module(force=True)
-    class DemoTimeGuardHook(Hook):
-        """Stop after an epoch when one more epoch would overrun ``max_seconds`` of training."""
-        priority = 'LOWEST'
-
-        def __init__(self, max_seconds: float):
-            self.max_seconds = max_seconds
-
-        def before_train(self, runner):
-            self.start = time.time()
-
-        def after_train_epoch(self, runner):
-            elapsed = time.time() - self.start
-            per_epoch = elapsed / (runner.epoch + 1)
-            if runner.epoch + 1 < runner.max_epochs and elapsed + per_epoch > self.max_seconds:
-                runner.logger.warning(f'time guard: {elapsed / 60:.1f} min spent, one more epoch would pass the '
-                                      f'{self.max_seconds / 60:.1f}-minute budget; stopping after epoch '
-                                      f'{runner.epoch + 1} (the CPU is slower or busier than planned)')
-                runner.train_loop.stop_training = True
-
-
 # -------------------------------------------------------------------------------------------- reporting
-def plot_curves(scalars_file: str, iters_per_epoch: int, knn_history, out: str) -> str:
+def read_scalars(log_dir: str):
+    """``(loss rows [(iter, loss)], kNN rows [(epoch, top1)])`` from the run's LocalVisBackend ``scalars.json``."""
+    with open(osp.join(log_dir, 'vis_data', 'scalars.json')) as f:
+        rows = [json.loads(line) for line in f]
+    loss = [(r['step'], r['loss']) for r in rows if 'loss' in r]
+    knn = [(int(r['knn/epoch']), r['knn/top1']) for r in rows if 'knn/top1' in r]
+    return loss, knn
+
+
+def linear_probe(model, data_root: str, batch_size: int) -> float:
+    """Top-1 (%) of an L2 logistic regression on the frozen ``feat`` of ``model`` (train split -> test split)."""
+    import torch
+
+    from mmsimclr import extract_features
+    from mmsimclr.evaluation.logistic_regression import evaluate_transfer
+    sets = {}
+    for split in ('train', 'test'):
+        classes = sorted(os.listdir(osp.join(data_root, split)))
+        files = [(f, c) for c, name in enumerate(classes)
+                 for f in sorted(glob.glob(osp.join(data_root, split, name, '*')))]
+        feats = extract_features(model, [f for f, _ in files], batch_size=batch_size, progress=False)['feat']
+        sets[split] = (torch.from_numpy(feats), torch.tensor([c for _, c in files]))
+    return evaluate_transfer(*sets['train'], *sets['test'], grid=LINEAR_PROBE_GRID, max_iter=300).top1
+
+
+def plot_curves(loss, knn, iters_per_epoch: int, out: str) -> str:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    rows = [json.loads(line) for line in open(scalars_file)]
-    loss = [(r['step'] / iters_per_epoch, r['loss']) for r in rows if 'loss' in r]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
     if loss:
-        ax1.plot(*zip(*loss), color='tab:blue')
+        ax1.plot([i / iters_per_epoch for i, _ in loss], [v for _, v in loss], color='tab:blue')
     ax1.set_xlabel('epoch')
     ax1.set_ylabel('NT-Xent loss')
     ax1.set_title('SimCLR training loss')
     ax1.grid(alpha=0.3)
-    if knn_history:
-        ax2.plot(*zip(*knn_history), marker='o', color='tab:green', label='SimCLR (epoch 0 = random init)')
-        ax2.axhline(knn_history[0][1], ls='--', color='gray', label='random init')
+    if knn:
+        ax2.plot(*zip(*knn), marker='o', color='tab:green', label='SimCLR (epoch 0 = random init)')
+        ax2.axhline(knn[0][1], ls='--', color='gray', label='random init')
     ax2.set_xlabel('epoch')
     ax2.set_ylabel('kNN top-1 (%)')
     ax2.set_title('online kNN monitor (k=200, T=0.1)')
@@ -220,17 +223,25 @@ def plot_curves(scalars_file: str, iters_per_epoch: int, knn_history, out: str) 
     return out
 
 
+def next_steps(config: str, checkpoint: str, data_root: str, work_dir: str) -> dict:
+    """The commands that evaluate, draw and use the demo's model (printed; tests run them)."""
+    image = sorted(glob.glob(osp.join(data_root, 'test', '*', '*')))[0]
+    return dict(
+        knn_eval=f'python tools/analysis/knn_eval.py {config} {checkpoint}',
+        tsne=f'python tools/analysis/visualize_tsne.py {config} {checkpoint} --out {osp.join(work_dir, "tsne.png")}',
+        embed=(f'python -c "from mmsimclr import get_model, inference_model; '
+               f"print(inference_model(get_model('{checkpoint}'), '{image}')['feat'].shape)\""))
+
+
 def main(argv=None):
     args = parse_args(argv)
     t0 = time.time()
     import torch
-
-    from mmsimclr.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    register_time_guard()
     from mmengine.runner import Runner
 
-    from mmsimclr.evaluation.logistic_regression import evaluate_transfer
+    from mmsimclr import get_model
+    from mmsimclr.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
 
     os.makedirs(args.work_dir, exist_ok=True)
     data_root = prepare_data(args)
@@ -240,43 +251,48 @@ def main(argv=None):
 
     cfg = build_config(args, data_root)
     runner = Runner.from_cfg(cfg)
-    knn = [h for h in runner.hooks if type(h).__name__ == 'KNNMonitorHook'][0]
     t_train = time.time()
     runner.train()
     train_s = time.time() - t_train
-    if not knn.history or knn.history[-1][0] != runner.epoch:  # stopped early by the time guard
-        knn.evaluate(runner, runner.epoch)
 
+    # what the run wrote: curves, the final checkpoint and the config it was trained with
+    loss, knn = read_scalars(runner.log_dir)
+    with open(osp.join(args.work_dir, 'last_checkpoint')) as f:
+        checkpoint = f.read().strip()
+    config = osp.join(args.work_dir, osp.basename(cfg.filename))  # Runner.dump_config's copy
+    batch = cfg.train_dataloader.batch_size
     print('[demo] linear probes on the frozen features ...', flush=True)
-    results = dict(epochs=runner.epoch, train_images=args.train_per_class * num_classes,
-                   test_images=args.test_per_class * num_classes, width=args.width, batch_size=args.batch_size,
-                   threads=torch.get_num_threads(), train_minutes=round(train_s / 60, 2))
-    for name, feats in (('random_init', knn.initial_features), ('simclr', knn.last_features)):
-        results[f'knn_top1_{name}'] = round(dict(knn.history)[0 if name == 'random_init' else runner.epoch], 2)
-        results[f'linear_top1_{name}'] = round(evaluate_transfer(
-            feats['train_feats'], feats['train_labels'], feats['test_feats'], feats['test_labels'],
-            grid=LINEAR_PROBE_GRID, max_iter=300).top1, 2)
-    iters_per_epoch = len(runner.train_dataloader)
-    scalars = osp.join(runner.log_dir, 'vis_data', 'scalars.json')
-    png = plot_curves(scalars, iters_per_epoch, knn.history, osp.join(args.work_dir, 'demo_curves.png'))
-    results['total_minutes'] = round((time.time() - t0) / 60, 2)
+    torch.manual_seed(args.seed)
+    probe = {name: round(linear_probe(get_model(src, device='cpu'), data_root, 250), 2)
+             for name, src in (('random_init', config), ('simclr', checkpoint))}
+    png = plot_curves(loss, knn, len(runner.train_dataloader), osp.join(args.work_dir, 'demo_curves.png'))
+    r = dict(epochs=runner.epoch, planned_epochs=runner.max_epochs, train_images=args.train_per_class * num_classes,
+             test_images=args.test_per_class * num_classes, width=cfg.model.backbone.base_channels, batch_size=batch,
+             threads=torch.get_num_threads(), train_minutes=round(train_s / 60, 2),
+             knn_top1_random_init=round(knn[0][1], 2), knn_top1_simclr=round(knn[-1][1], 2),
+             linear_top1_random_init=probe['random_init'], linear_top1_simclr=probe['simclr'],
+             checkpoint=checkpoint, config=config, commands=next_steps(config, checkpoint, data_root, args.work_dir),
+             total_minutes=round((time.time() - t0) / 60, 2), knn_history=knn)
     with open(osp.join(args.work_dir, 'demo_results.json'), 'w') as f:
-        json.dump(dict(results, knn_history=knn.history), f, indent=2)
+        json.dump(r, f, indent=2)
 
-    r = results
+    stopped = '' if r['epochs'] == r['planned_epochs'] else f' (of {r["planned_epochs"]}: time budget)'
     print('\n' + '=' * 78)
-    print(f'SimCLR demo: CIFAR ResNet-18 (width {args.width}), {r["train_images"]} train images, {r["epochs"]} '
-          f'epochs, batch {args.batch_size}, {r["train_minutes"]:.1f} min of training')
+    print(f'SimCLR demo: CIFAR ResNet-18 (width {r["width"]}), {r["train_images"]} train images, {r["epochs"]} '
+          f'epochs{stopped}, batch {batch}, {r["train_minutes"]:.1f} min of training')
     print(f'{"":28s}{"random init":>14s}{"SimCLR":>10s}{"gain":>9s}')
     for key, label in (('knn', 'kNN top-1 (k=200, T=0.1)'), ('linear', 'linear probe top-1')):
         a, b = r[f'{key}_top1_random_init'], r[f'{key}_top1_simclr']
         print(f'{label:28s}{a:13.2f}%{b:9.2f}%{b - a:+8.2f}')
     print(f'(test set: {r["test_images"]} test images; memory bank / probe training set: the '
           f'{r["train_images"]} training images)')
-    print(f'curves: {png}\nresults: {osp.join(args.work_dir, "demo_results.json")}\n'
-          f'total wall time: {r["total_minutes"]:.1f} min')
+    print(f'model: {checkpoint}\nconfig: {config}\ncurves: {png}\n'
+          f'results: {osp.join(args.work_dir, "demo_results.json")}\ntotal wall time: {r["total_minutes"]:.1f} min')
+    print('next steps:')
+    for label, key in (('evaluate (kNN)', 'knn_eval'), ('draw (t-SNE)', 'tsne'), ('embed an image', 'embed')):
+        print(f'  {label}:\n    {r["commands"][key]}')
     print('=' * 78)
-    return results
+    return r
 
 
 if __name__ == '__main__':

@@ -78,22 +78,21 @@ def run_single(args) -> dict:
     from mmengine.runner import Runner
 
     from tools import demo
-    demo.register_time_guard()
-    ns = argparse.Namespace(width=args.width, batch_size=args.batch_size, workers=args.workers, epochs=args.epochs,
-                            knn_interval=0, max_minutes=1e6, seed=args.seed,
-                            work_dir=osp.join(args.work_dir, args.single))
+    ns = demo.parse_args(['--work-dir', osp.join(args.work_dir, args.single), '--width', str(args.width),
+                          '--batch-size', str(args.batch_size), '--workers', str(args.workers), '--epochs',
+                          str(args.epochs), '--knn-interval', str(10 ** 6), '--max-minutes', str(10 ** 6),
+                          '--seed', str(args.seed)])
     cfg = demo.build_config(ns, osp.join(args.work_dir, 'data'))
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10 ** 6)
     if args.single == 'mmpretrain':
         mmpretrain_variant(cfg, args.width)
     runner = Runner.from_cfg(cfg)
-    knn = [h for h in runner.hooks if type(h).__name__ == 'KNNMonitorHook'][0]
     start = time.time()
     runner.train()
     seconds = time.time() - start
     eval_s = sum(json.loads(line).get('knn/time_s', 0) for line in
                  open(osp.join(runner.log_dir, 'vis_data', 'scalars.json')))
-    history = dict(knn.history)
+    history = dict(demo.read_scalars(runner.log_dir)[1])
     return dict(impl=args.single, knn_top1=history[args.epochs], knn_top1_init=history[0],
                 train_minutes=round((seconds - eval_s) / 60, 2), threads=torch.get_num_threads(),
                 model=type(runner.model).__module__ + '.' + type(runner.model).__name__,
@@ -124,9 +123,9 @@ def main(argv=None):
 
     from tools import demo
     t0 = time.time()
-    data_ns = argparse.Namespace(data=args.data, work_dir=args.work_dir, train_per_class=args.train_per_class,
-                                 test_per_class=args.test_per_class, seed=args.seed)
-    demo.prepare_data(data_ns)
+    demo.prepare_data(demo.parse_args(['--data', args.data, '--work-dir', args.work_dir, '--train-per-class',
+                                       str(args.train_per_class), '--test-per-class', str(args.test_per_class),
+                                       '--seed', str(args.seed)]))
     results = {}
     for impl in args.impls.split(','):
         if args.skip_existing and osp.isfile(osp.join(args.work_dir, f'{impl}.json')):
