@@ -12,6 +12,7 @@ import numpy as np
 from mmengine.runner import Runner
 
 from mmsimclr.registry import DATASETS
+from mmsimclr.utils.config_check import check_dataset
 from .pipelines import eval_pipeline_from
 
 _SPLIT_TYPES = ('CIFAR10', 'CIFAR100', 'ImageNet', 'MNIST', 'FashionMNIST')
@@ -59,25 +60,12 @@ def derive_dataset_cfg(train_dataset: dict, split: str, pipeline: Optional[List[
     return cfg
 
 
-def check_data_exists(dataset_cfg: dict) -> None:
-    """Raise a clear error when an image-folder dataset's folder is missing (mmengine's is cryptic)."""
-    if dataset_cfg.get('type') in _SPLIT_TYPES:
-        return  # those download or report by themselves
-    prefix = dataset_cfg.get('data_prefix', '')
-    if isinstance(prefix, dict):
-        prefix = prefix.get('img_path', '')
-    folder = osp.join(dataset_cfg.get('data_root', '') or '', prefix or '')
-    if folder and not osp.isdir(folder) and not dataset_cfg.get('ann_file'):
-        raise FileNotFoundError(
-            f'Image folder {folder!r} does not exist. Unpack the data there (CIFAR-10: `tar xzf cifar10-jpeg.tar.gz` '
-            'gives cifar10/{train,test}/<class>/*.jpg) or point data_root at it, e.g. --data-root PATH in the tools '
-            'or --cfg-options train_dataloader.dataset.data_root=PATH for training.')
-
-
 def build_subset(dataset_cfg: dict, num: Optional[int], seed: int = 0):
     """Build a dataset (config or object) and keep ``num`` random samples (all when ``num`` is None)."""
     if isinstance(dataset_cfg, dict):
-        check_data_exists(dataset_cfg)
+        problems = check_dataset(dataset_cfg)  # (mmengine's own errors for missing data are cryptic)
+        if problems:
+            raise FileNotFoundError('Evaluation data: ' + ' '.join(problems))
         dataset = DATASETS.build(dataset_cfg)
     else:
         dataset = dataset_cfg

@@ -17,6 +17,7 @@ is built:
   input succeeds, with ``in_channels`` mismatches named.
 """
 import difflib
+import inspect
 import os
 import os.path as osp
 import re
@@ -30,8 +31,6 @@ from mmengine.registry import DefaultScope, Registry
 
 import mmsimclr.registry as ours
 from mmsimclr.registry import DATASETS, MODELS
-
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
 
 
 class ConfigError(ValueError):
@@ -111,15 +110,20 @@ def _subfolders(folder: str) -> int:
         return sum(1 for e in entries if e.is_dir(follow_symlinks=True) and not e.name.startswith('.'))
 
 
-def _check_dataset(ds: dict, key: str) -> List[str]:
+def check_dataset(ds: dict, key: str = 'dataset') -> List[str]:
+    """Problems with the data of one dataset config (``key`` names it in the messages): a missing ``data_root``,
+    ``ann_file`` or image folder, an image folder without images or with the wrong number of class folders.
+    Datasets that download (``download=True``, the default of mmpretrain's CIFAR / MNIST) and remote roots
+    are not checked."""
     if not isinstance(ds, dict):
         return []
     if 'dataset' in ds:  # wrappers: RepeatDataset, ClassBalancedDataset, ...
-        return _check_dataset(ds['dataset'], f'{key}.dataset')
+        return check_dataset(ds['dataset'], f'{key}.dataset')
     if 'datasets' in ds:
-        return [p for i, d in enumerate(ds['datasets']) for p in _check_dataset(d, f'{key}.datasets.{i}')]
+        return [p for i, d in enumerate(ds['datasets']) for p in check_dataset(d, f'{key}.datasets.{i}')]
     root = ds.get('data_root') or ''
-    if '://' in str(root) or ds.get('download'):
+    cls = _dataset_class(ds.get('type'))
+    if '://' in str(root) or ds.get('download', _init_default(cls, 'download', False)):
         return []
     problems = []
     if root and not osp.isdir(root):
@@ -135,7 +139,6 @@ def _check_dataset(ds: dict, key: str) -> List[str]:
         prefix = prefix.get('img_path') or prefix.get('img') or ''
     if not prefix and ds.get('split'):
         prefix = ds['split']
-    cls = _dataset_class(ds.get('type'))
     if cls is None or not _is_image_folder(cls):
         return problems
     folder = osp.join(root, prefix) if prefix else root
@@ -146,7 +149,7 @@ def _check_dataset(ds: dict, key: str) -> List[str]:
     if not osp.isdir(folder):
         problems.append(f'{key}.data_prefix: image folder {shown_path(folder)} does not exist.')
     elif not ann and not has_split_ann:
-        if not _has_image(folder, tuple(ds.get('extensions') or IMAGE_SUFFIXES)):
+        if not _has_image(folder, _image_extensions(ds, cls)):
             problems.append(f'{key}: image folder {shown_path(folder)} holds no images; expected '
                             f'{folder}/<class>/<image>.')
         elif ds.get('split') != 'test' and ds.get('with_label', True):
@@ -178,6 +181,22 @@ def _dataset_class(name):
     return DATASETS.get(name)
 
 
+def _init_default(cls, name: str, fallback):
+    """The default of ``cls``'s constructor argument ``name`` (``fallback`` when it has none)."""
+    if not isinstance(cls, type):
+        return fallback
+    param = inspect.signature(cls.__init__).parameters.get(name)
+    return fallback if param is None or param.default is inspect.Parameter.empty else param.default
+
+
+def _image_extensions(ds: dict, cls) -> tuple:
+    """The file endings the dataset lists: the config's ``extensions``, else the class's own (``ImageNet`` passes
+    its ``IMG_EXTENSIONS``; ``CustomDataset``'s default otherwise)."""
+    from mmpretrain.datasets import CustomDataset
+    default = getattr(cls, 'IMG_EXTENSIONS', None) or _init_default(CustomDataset, 'extensions', ())
+    return tuple(e.lower() for e in (ds.get('extensions') or default))
+
+
 def _is_image_folder(cls) -> bool:
     # lazy: mmpretrain.datasets imports every mmpretrain dataset; only configs with datasets to check pay for it
     from mmpretrain.datasets import CustomDataset
@@ -191,7 +210,7 @@ def check_data(cfg: Config) -> List[str]:
     for key in keys:
         loader = cfg.get(key)
         if isinstance(loader, dict):
-            problems += _check_dataset(loader.get('dataset'), f'{key}.dataset')
+            problems += check_dataset(loader.get('dataset'), f'{key}.dataset')
     return problems
 
 

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from mmsimclr.evaluation.embedding import check_data_exists, derive_dataset_cfg
+from mmsimclr.evaluation.embedding import build_subset, derive_dataset_cfg
 from mmsimclr.evaluation.knn import knn_predict, knn_top1
 
 
@@ -79,5 +79,8 @@ def test_derive_dataset_cfg_folder_and_split():
 
 
 def test_missing_folder_error_names_the_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match='nowhere/train.*data_root'):
-        check_data_exists(dict(type='CustomDataset', data_root=str(tmp_path / 'nowhere'), data_prefix='train'))
+    with pytest.raises(FileNotFoundError, match='nowhere does not exist.*data_root=PATH'):
+        build_subset(dict(type='CustomDataset', data_root=str(tmp_path / 'nowhere'), data_prefix='train'), None)
+    (tmp_path / 'data').mkdir()
+    with pytest.raises(FileNotFoundError, match='data/train does not exist'):
+        build_subset(dict(type='CustomDataset', data_root=str(tmp_path / 'data'), data_prefix='train'), None)
