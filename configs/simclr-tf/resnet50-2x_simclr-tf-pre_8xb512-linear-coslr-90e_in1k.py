@@ -1,5 +1,5 @@
 # The SimCLR paper's own ResNet-50 (2x) + linear classifier (google-research/simclr, TensorFlow); see the 1x config.
-_base_ = ['./resnet50-1x_simclr-tf-pre_linear_in1k.py']
+_base_ = ['./resnet50-1x_simclr-tf-pre_8xb512-linear-coslr-90e_in1k.py']
 
 width = 2
 model = dict(

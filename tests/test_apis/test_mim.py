@@ -33,8 +33,9 @@ LINEAR = 'resnet18_simclr-cifar-pre_1xb512-linear-coslr-100e_cifar10.py'
 ZOO_NAMES = ['simclr_resnet50_16xb256-coslr-200e_in1k', 'simclr_resnet50_16xb256-coslr-800e_in1k',
              'resnet50_simclr-200e-pre_8xb512-linear-coslr-90e_in1k',
              'resnet50_simclr-800e-pre_8xb512-linear-coslr-90e_in1k',
-             'resnet50-1x_simclr-tf-pre_linear_in1k', 'resnet50-2x_simclr-tf-pre_linear_in1k',
-             'resnet50-4x_simclr-tf-pre_linear_in1k']
+             'resnet50-1x_simclr-tf-pre_8xb512-linear-coslr-90e_in1k',
+             'resnet50-2x_simclr-tf-pre_8xb512-linear-coslr-90e_in1k',
+             'resnet50-4x_simclr-tf-pre_8xb512-linear-coslr-90e_in1k']
 
 
 def _copy_sources(dest):

@@ -24,7 +24,7 @@ from ..test_apis.conftest import cache, mirrored, server  # noqa: F401 (fixtures
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DATA = osp.join(REPO, 'tests/data/simclr_tf')
 PREFIX = osp.join(DATA, 'model.ckpt-7')
-CONFIG_1X = osp.join(REPO, 'configs/simclr-tf/resnet50-1x_simclr-tf-pre_linear_in1k.py')
+CONFIG_1X = osp.join(REPO, 'configs/simclr-tf/resnet50-1x_simclr-tf-pre_8xb512-linear-coslr-90e_in1k.py')
 REF = np.load(osp.join(DATA, 'reference.npz'))
 SIZES = ('even', 'odd', 'mixed')
 TOP1 = {1: 69.1, 2: 74.2, 4: 76.6}
@@ -136,16 +136,16 @@ def test_bad_inputs_are_refused_clearly(tmp_path, converted, capsys):
 
 def test_zoo_lists_the_papers_models():
     for width, top1 in TOP1.items():
-        info = get_model_info(f'resnet50-{width}x_simclr-tf-pre_linear_in1k')
+        info = get_model_info(f'resnet50-{width}x_simclr-tf-pre_8xb512-linear-coslr-90e_in1k')
         assert info.weights == f'https://storage.googleapis.com/simclr-gcs/checkpoints/ResNet50_{width}x.zip'
         assert info.converter == 'simclr_tf' and info.results[0]['Metrics']['Top 1 Accuracy'] == top1
         cfg = Config.fromfile(info.config)
         assert cfg.model.backbone.stem_channels == cfg.model.backbone.base_channels == 64 * width
         assert cfg.model.head.in_channels == 2048 * width
-    model = get_model('resnet50-1x_simclr-tf-pre_linear_in1k', device='cpu')
+    model = get_model('resnet50-1x_simclr-tf-pre_8xb512-linear-coslr-90e_in1k', device='cpu')
     assert type(model.backbone).__name__ == 'ResNetTFStem'
     assert sum(p.numel() for p in model.parameters()) == \
-        get_model_info('resnet50-1x_simclr-tf-pre_linear_in1k').metadata['Parameters']
+        get_model_info('resnet50-1x_simclr-tf-pre_8xb512-linear-coslr-90e_in1k').metadata['Parameters']
 
 
 def test_zoo_converts_on_first_use(tmp_path, mirrored, monkeypatch):  # noqa: F811

@@ -5,7 +5,7 @@
     python tools/model_converters/simclr_tf_to_mmsimclr.py ResNet50_1x/hub r50_1x.pth      # TF-Hub module folder
 
 TensorFlow is not needed. The output (``{'state_dict', 'meta'}``: mmpretrain ResNet keys under ``backbone.``, the
-linear classifier as ``head.fc.*``) loads into ``configs/simclr-tf/resnet50-<w>x_simclr-tf-pre_linear_in1k.py``:
+linear classifier as ``head.fc.*``) loads into ``configs/simclr-tf/resnet50-<w>x_simclr-tf-pre_8xb512-linear-coslr-90e_in1k.py``:
 ``mmsimclr.get_model(config, pretrained='r50_1x.pth')``. See :mod:`mmsimclr.apis.simclr_tf` for the mapping.
 """
 import argparse
