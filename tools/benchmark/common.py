@@ -19,6 +19,7 @@ import time
 from typing import Callable, Dict, List
 
 import torch
+import torch.nn as nn
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if REPO not in sys.path:
@@ -113,3 +114,30 @@ def fmt_ms(seconds: float) -> str:
 
 def fmt_mb(nbytes: float) -> str:
     return f'{nbytes / 2**20:8.0f} MB'
+
+
+class _FeaturesAsImages(nn.Module):
+    """Identity backbone: the 'images' handed to mmpretrain's ``SimCLR.loss`` are projections ``(n, d, 1, 1)``."""
+
+    def forward(self, x):
+        return (x, )
+
+
+class _FlattenNeck(nn.Module):
+
+    def forward(self, x):
+        return (x[0].flatten(1), )
+
+
+def mmpretrain_simclr_loss(temperature: float, device='cpu') -> Callable:
+    """mmpretrain's SimCLR loss after the neck, run through its own ``SimCLR.loss`` (normalisation, gather,
+    ``(2N x 2N)`` similarity, ``masked_select`` of the diagonal and of the positives, ``ContrastiveHead`` +
+    ``CrossEntropyLoss``) with an identity backbone and neck: returns ``loss(views)`` for a list of two ``(n, d)``
+    projection tensors. The oracle of the NT-Xent tests and the baseline of ``loss.py``."""
+    from mmpretrain.models import SimCLR
+    model = SimCLR(backbone=dict(type='mmpretrain.ResNet', depth=18),
+                   head=dict(type='mmpretrain.ContrastiveHead', loss=dict(type='mmpretrain.CrossEntropyLoss'),
+                             temperature=temperature))
+    model.backbone, model.neck = _FeaturesAsImages(), _FlattenNeck()
+    model.to(device)
+    return lambda views: model.loss([v[:, :, None, None] for v in views], None)['loss']

@@ -14,35 +14,17 @@ import os.path as osp
 import sys
 
 import torch
-import torch.nn as nn
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from common import (PeakMemory, device_from_arg, fmt_mb, fmt_ms, interleaved_medians,  # noqa: E402
-                    measure_in_subprocess)
-
-
-class _Identity(nn.Module):
-
-    def forward(self, x):
-        return (x, )
-
-
-class _Flatten(nn.Module):
-
-    def forward(self, x):
-        return (x[0].flatten(1), )
+                    measure_in_subprocess,
+                    mmpretrain_simclr_loss)
 
 
 def build(impl: str, temperature: float, chunk: int, device):
     """A callable ``loss(z_views)`` for ``impl`` in {'mmpretrain', 'ours', 'ours_chunked'}."""
     if impl == 'mmpretrain':
-        from mmpretrain.models import SimCLR
-        model = SimCLR(backbone=dict(type='mmpretrain.ResNet', depth=18),
-                       head=dict(type='mmpretrain.ContrastiveHead', loss=dict(type='mmpretrain.CrossEntropyLoss'),
-                                 temperature=temperature))
-        model.backbone, model.neck = _Identity(), _Flatten()
-        model.to(device)
-        return lambda views: model.loss([v[:, :, None, None] for v in views], None)['loss']
+        return mmpretrain_simclr_loss(temperature, device)
     from mmsimclr.models.losses import NTXentLoss
     loss = NTXentLoss(temperature, chunk_size=chunk if impl == 'ours_chunked' else None)
     return lambda views: loss(torch.stack(views, 1).flatten(0, 1), num_views=2)

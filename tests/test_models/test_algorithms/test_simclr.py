@@ -15,6 +15,7 @@ from mmpretrain.structures import DataSample
 
 from mmsimclr.models import SimCLR
 from mmsimclr.registry import MODELS
+from tools.benchmark.common import mmpretrain_simclr_loss
 
 MMPRETRAIN_CFG = osp.join(osp.dirname(__import__('mmpretrain').__file__), '.mim', 'configs', 'simclr',
                           'simclr_resnet50_16xb256-coslr-200e_in1k.py')
@@ -81,8 +82,10 @@ def test_loss_needs_two_views(both_models):
 def test_mmpretrain_config_spelling_of_the_loss_is_accepted():
     head = MODELS.build(dict(type='ContrastiveHead', loss=dict(type='CrossEntropyLoss'), temperature=0.2))
     assert head.multiview_loss.temperature == 0.2
-    z = torch.randn(8, 16)
-    assert torch.isfinite(head.loss(z, num_views=2))
+    torch.manual_seed(3)
+    z = torch.randn(8, 16)  # sample-major: views z[0::2], z[1::2]
+    expected = mmpretrain_simclr_loss(0.2)([z[0::2], z[1::2]])
+    torch.testing.assert_close(head.loss(z, num_views=2), expected, rtol=1e-5, atol=0)
 
 
 # A narrow ResNet-18 SimCLR written as mmpretrain's unit test writes it: unprefixed names, mmpretrain's loss spelling.

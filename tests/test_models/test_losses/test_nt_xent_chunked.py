@@ -5,33 +5,15 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-import torch.nn as nn
-from mmpretrain.models import SimCLR as MMPretrainSimCLR
 
 from mmsimclr.models.losses import NTXentLoss
-
-
-class _FeaturesAsImages(nn.Module):
-
-    def forward(self, x):
-        return (x, )
-
-
-class _FlattenNeck(nn.Module):
-
-    def forward(self, x):
-        return (x[0].flatten(1), )
+from tools.benchmark.common import mmpretrain_simclr_loss
 
 
 def mmpretrain_loss_and_grads(v0, v1, temperature):
     """mmpretrain's SimCLR.loss on two views of given projections (identity backbone/neck): loss, grads."""
-    model = MMPretrainSimCLR(
-        backbone=dict(type='mmpretrain.ResNet', depth=18),
-        head=dict(type='mmpretrain.ContrastiveHead', loss=dict(type='mmpretrain.CrossEntropyLoss'),
-                  temperature=temperature))
-    model.backbone, model.neck = _FeaturesAsImages(), _FlattenNeck()
     views = [v0.clone().requires_grad_(), v1.clone().requires_grad_()]
-    loss = model.loss([v[:, :, None, None] for v in views], None)['loss']
+    loss = mmpretrain_simclr_loss(temperature)(views)
     loss.backward()
     return loss.detach(), torch.stack([v.grad for v in views], 1).flatten(0, 1)
 

@@ -3,32 +3,9 @@ import math
 
 import pytest
 import torch
-import torch.nn as nn
-from mmpretrain.models import SimCLR as MMPretrainSimCLR
 
 from mmsimclr.models.losses import NTXentLoss
-
-
-class _FeaturesAsImages(nn.Module):
-    """Lets mmpretrain's SimCLR.loss run on given features: 'images' are (n, d, 1, 1), the backbone is identity."""
-
-    def forward(self, x):
-        return (x, )
-
-
-class _FlattenNeck(nn.Module):
-
-    def forward(self, x):
-        return (x[0].flatten(1), )
-
-
-def mmpretrain_loss(z_views, temperature):
-    model = MMPretrainSimCLR(
-        backbone=dict(type='mmpretrain.ResNet', depth=18),
-        head=dict(type='mmpretrain.ContrastiveHead', loss=dict(type='mmpretrain.CrossEntropyLoss'),
-                  temperature=temperature))
-    model.backbone, model.neck = _FeaturesAsImages(), _FlattenNeck()
-    return model.loss([z[:, :, None, None] for z in z_views], None)['loss']
+from tools.benchmark.common import mmpretrain_simclr_loss
 
 
 def brute_force(z, num_views, temperature):
@@ -50,7 +27,7 @@ def test_equals_mmpretrain_loss_and_gradient(temperature):
     n, d = 64, 32
     v0, v1 = torch.randn(n, d), torch.randn(n, d)
     ref_views = [v0.clone().requires_grad_(), v1.clone().requires_grad_()]
-    ref = mmpretrain_loss(ref_views, temperature)
+    ref = mmpretrain_simclr_loss(temperature)(ref_views)
     ref.backward()
 
     ours_views = [v0.clone().requires_grad_(), v1.clone().requires_grad_()]
