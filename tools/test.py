@@ -8,13 +8,12 @@ CONFIG is a config file or the name of a config shipped with mmsimclr
 """
 import argparse
 import importlib.util
+import json
 import os
 import os.path as osp
 import sys
 
 from mmengine.config import Config, DictAction
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def _config_path():
@@ -52,34 +51,20 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmengine.runner import Runner
-
-    from mmsimclr.utils import init_cpu_dist_if_needed, register_all_modules
-    from mmsimclr.utils.dist import DeviceError, check_device, fit_loader_workers
-    try:  # a GPU machine where torch cannot use CUDA: stop now (MMSIMCLR_DEVICE=cpu to evaluate on the CPU)
-        check_device(args.launcher)
-    except DeviceError as e:
-        sys.exit(f'mmsimclr: {e}')
-    register_all_modules(init_default_scope=False)
+    from mmsimclr.apis.runner import build_runner, lost_rank_guard, setup_process
+    setup_process(args.launcher)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
-    workers_note = fit_loader_workers(cfg, keep={k.split('.')[0] for k in args.cfg_options or {}
-                                                 if k.endswith('.num_workers')})
-    # evaluating needs no pretrained initialisation: the checkpoint brings all the weights
-    timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
-    if init_cpu_dist_if_needed(args.launcher, timeout_s=timeout):
-        cfg.env_cfg.dist_cfg.backend = 'gloo'
-    runner = Runner.from_cfg(cfg)
-    if workers_note:
-        runner.logger.warning(workers_note)
-    metrics = runner.test()
+    cfg.load_from = args.checkpoint  # all the weights; a pretrained init_cfg is overwritten by them
+    keep_workers = {k.split('.')[0] for k in args.cfg_options or {} if k.endswith('.num_workers')}
+    runner = build_runner(cfg, args.config, args.launcher, 'test', keep_workers)
+    with lost_rank_guard(runner):
+        metrics = runner.test()
     if args.out and runner.rank == 0:
-        import json
         with open(args.out, 'w') as f:
             json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
     return metrics

@@ -15,8 +15,6 @@ import sys
 
 from mmengine.config import Config, DictAction
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # runnable from a source checkout
-
 
 def _config_path():
     """``mmsimclr.utils.config_path`` (standard library only). Loaded from its file unless mmsimclr is imported
@@ -99,31 +97,13 @@ def build_config(args) -> Config:
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmengine.runner import Runner
-
-    from mmsimclr.utils import init_cpu_dist_if_needed, register_all_modules
-    from mmsimclr.utils.config_check import ConfigError, check_config
-    from mmsimclr.utils.dist import DeviceError, check_device, exit_when_a_rank_is_lost, fit_loader_workers
+    from mmsimclr.apis.runner import build_runner, lost_rank_guard, setup_process
     from mmsimclr.utils.resume import apply_auto_resume
-    try:  # a GPU machine where torch cannot use CUDA: stop now, not after minutes of CPU training (MMSIMCLR_DEVICE)
-        check_device(args.launcher)
-    except DeviceError as e:
-        sys.exit(f'mmsimclr: {e}')
-    register_all_modules(init_default_scope=False)
+    setup_process(args.launcher)  # before the config: an unusable GPU stops here (MMSIMCLR_DEVICE)
     cfg = build_config(args)
-    workers_note = fit_loader_workers(cfg, keep={k.split('.')[0] for k in args.cfg_options or {}
-                                                 if k.endswith('.num_workers')})
-    try:  # before any work: unknown types, missing data, name/value contradictions, shape mismatches
-        check_config(cfg, args.config, Config.fromfile(args.config))
-    except ConfigError as e:
-        sys.exit(f'Config error: {e}')
-    timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
-    if init_cpu_dist_if_needed(args.launcher, timeout_s=timeout):
-        cfg.env_cfg.dist_cfg.backend = 'gloo'
-    runner = Runner.from_cfg(cfg)
-    if workers_note:
-        runner.logger.warning(workers_note)
-    with exit_when_a_rank_is_lost(timeout):
+    keep_workers = {k.split('.')[0] for k in args.cfg_options or {} if k.endswith('.num_workers')}
+    runner = build_runner(cfg, args.config, args.launcher, 'train', keep_workers)
+    with lost_rank_guard(runner):
         if args.resume == 'auto':  # the process group runs now: rank 0 picks the newest complete checkpoint
             apply_auto_resume(runner)  # (truncated or unreadable ones skipped with a warning), all ranks use it
         runner.train()

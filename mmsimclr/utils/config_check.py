@@ -203,9 +203,13 @@ def _is_image_folder(cls) -> bool:
     return isinstance(cls, type) and issubclass(cls, CustomDataset)
 
 
-def check_data(cfg: Config) -> List[str]:
-    """Missing or empty data folders / annotation files of the dataloaders that training uses."""
-    keys = ['train_dataloader'] + (['val_dataloader'] if cfg.get('val_cfg') else [])
+def check_data(cfg: Config, phase: str = 'train') -> List[str]:
+    """Missing or empty data folders / annotation files of the dataloaders that ``phase`` uses (``'train'``: the
+    training data and, with ``val_cfg``, the validation data; ``'test'``: the test data)."""
+    if phase == 'test':
+        keys = ['test_dataloader']
+    else:
+        keys = ['train_dataloader'] + (['val_dataloader'] if cfg.get('val_cfg') else [])
     problems = []
     for key in keys:
         loader = cfg.get(key)
@@ -314,13 +318,15 @@ def check_model(cfg: Config, input_size: int = 64) -> List[str]:
 
 
 # ------------------------------------------------------------------------------------------------------------- all
-def check_config(cfg: Config, config_path: Optional[str] = None, file_cfg: Optional[Config] = None) -> None:
-    """Run every check; raise :class:`ConfigError` listing all problems (types first: later checks need them)."""
+def check_config(cfg: Config, config_path: Optional[str] = None, file_cfg: Optional[Config] = None,
+                 phase: str = 'train') -> None:
+    """Run every check; raise :class:`ConfigError` listing all problems (types first: later checks need them).
+    ``phase``: ``'train'`` or ``'test'``, the data checked (see :func:`check_data`)."""
     problems = check_types(cfg)
     if not problems:
         if config_path is not None:
             problems += check_name(config_path, file_cfg if file_cfg is not None else cfg, cfg)
-        problems += check_data(cfg)
+        problems += check_data(cfg, phase)
         problems += check_model(cfg)
     if problems:
         where = f' in {config_path}' if config_path else ''

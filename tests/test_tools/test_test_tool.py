@@ -41,3 +41,20 @@ def test_test_tool_names_a_missing_checkpoint(tmp_path):
     proc = subprocess.run([sys.executable, 'tools/test.py', LINEAR, str(tmp_path / 'nope.pth')], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode != 0 and 'nope.pth does not exist' in proc.stderr
+
+
+def test_test_tool_checks_the_test_data_first(tmp_path):
+    """tools/test.py shares train.py's set-up: the config check (here: the test data is missing) stops it before
+    the runner is built, naming the key and the fix."""
+    import pytest
+
+    from tools.test import main
+    ckpt = tmp_path / 'linear.pth'
+    torch.save({'state_dict': {}}, ckpt)
+    with pytest.raises(SystemExit) as info:
+        main([LINEAR, str(ckpt), '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+              f'test_dataloader.dataset.data_root={tmp_path / "nowhere"}'])
+    message = str(info.value)
+    assert message.startswith('Config error') and 'test_dataloader.dataset.data_root' in message
+    assert '--cfg-options test_dataloader.dataset.data_root=PATH' in message
+    assert not (tmp_path / 'w').exists()  # nothing was started
