@@ -49,10 +49,16 @@ def config_from_checkpoint(path: str) -> Config:
                          f'pass the config too, e.g. get_model(CONFIG, pretrained={path!r}) or '
                          f'transfer_linear.py CONFIG --checkpoint {path}')
     try:
-        return config_from_text(text)
+        cfg = config_from_text(text)
     except (SyntaxError, ValueError) as e:
         raise ValueError(f'Checkpoint {path}: the config it stores cannot be read as data ({type(e).__name__}: '
                          f'{e}); pass the config file too, e.g. get_model(CONFIG, pretrained={path!r})') from e
+    scope = cfg.get('default_scope')
+    if scope not in (None, 'mmsimclr', 'mmpretrain'):  # e.g. the mmselfsup configs of published checkpoints
+        raise ValueError(f'Checkpoint {path} stores a config of {scope} (default_scope={scope!r}), whose modules '
+                         f'mmsimclr does not build; pass the matching mmsimclr config or zoo name with it, e.g. '
+                         f'get_model(CONFIG, pretrained={path!r}) or transfer_linear.py CONFIG --checkpoint {path}')
+    return cfg
 
 
 def _resolve(model: Union[str, Config]) -> Tuple[Config, Optional[ModelInfo]]:

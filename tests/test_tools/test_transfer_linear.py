@@ -125,3 +125,12 @@ def test_stored_config_is_read_as_data_never_executed(tiny_data, tmp_path):
     with pytest.raises(ValueError, match='cannot be read as data'):
         transfer_linear([ckpt, tiny_data] + ARGS)
     assert not marker.exists()
+
+
+def test_published_mmselfsup_checkpoint_alone_names_the_fix(repo_root):
+    """A published OpenMMLab file stores an mmselfsup config (custom_imports, default_scope='mmselfsup'): read as
+    data (no import of mmselfsup is attempted), then refused with the command that works."""
+    from mmsimclr.apis import get_model
+    path = osp.join(repo_root, 'tests', 'data', 'legacy_checkpoints', 'simclr_resnet50-w8_pretrain_raw.pth')
+    with pytest.raises(ValueError, match=r"default_scope='mmselfsup'.*get_model\(CONFIG, pretrained="):
+        get_model(path, device='cpu')
