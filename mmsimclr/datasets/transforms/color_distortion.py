@@ -13,8 +13,10 @@ ImageNet uses s = 1, CIFAR-10 s = 0.5.
 Hand-written for speed: everything stays uint8 and goes through OpenCV. Brightness and contrast are 256-entry
 lookup tables (``cv2.LUT``; the contrast mean is the luma-weighted mean of ``cv2.mean``'s channel means, no gray
 image needed), saturation is ``cv2.addWeighted`` with the gray image, hue is an HSV round trip with a LUT on the hue
-channel (numpy-2 safe, see ``color_jitter.adjust_hue``). mmpretrain's ``ColorJitter`` goes through mmcv's float
-implementations and crashes on numpy 2 for negative hue shifts.
+channel (:func:`adjust_hue`). mmpretrain's ``ColorJitter`` goes through mmcv's float implementations, and mmcv
+2.2.0's ``adjust_hue`` shifts the hue with ``np.uint8(hue_factor * 255)``: for a negative factor an out-of-range
+conversion, which numpy 2 rejects, so it crashes on about half of all images. :func:`adjust_hue` does the same
+cyclic shift of OpenCV's full-range (0-255) hue with the shift taken modulo 256, through a lookup table.
 """
 
 import cv2
@@ -22,10 +24,23 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmsimclr.registry import TRANSFORMS
-from .color_jitter import adjust_hue
 
 _LEVELS = np.arange(256, dtype=np.float32)
 _LUMA_BGR = (0.114, 0.587, 0.299)  # ITU-R BT.601 weights for B, G, R
+
+
+def adjust_hue(img: np.ndarray, hue_factor: float) -> np.ndarray:
+    """Rotate the hue of a uint8 BGR image ``(H, W, 3)`` by ``hue_factor`` turns, ``hue_factor`` in [-0.5, 0.5]."""
+    if not -0.5 <= hue_factor <= 0.5:
+        raise ValueError(f'hue_factor {hue_factor} is not in [-0.5, 0.5]')
+    if img.ndim != 3 or img.shape[2] != 3:
+        return img  # hue is undefined for single-channel images
+    dtype = img.dtype
+    shift = int(round(hue_factor * 255)) % 256
+    hsv = cv2.cvtColor(img.astype(np.uint8, copy=False), cv2.COLOR_BGR2HSV_FULL)
+    lut = ((np.arange(256) + shift) % 256).astype(np.uint8)
+    hsv[..., 0] = cv2.LUT(hsv[..., 0], lut)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR_FULL).astype(dtype, copy=False)
 
 
 def _lut(scale: float, offset: float) -> np.ndarray:
