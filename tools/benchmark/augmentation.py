@@ -21,7 +21,6 @@ when ``--cifar`` exists, else smooth noise with shapes.
 import argparse
 import os.path as osp
 import statistics
-import sys
 import tarfile
 import tempfile
 import time
@@ -30,9 +29,8 @@ import cv2
 import numpy as np
 import torch
 
+# the repository, for its config files (code is imported as installed)
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
 
 CIFAR = '/work/shared/data/cifar10-jpeg.tar.gz'
 
@@ -112,17 +110,14 @@ def build_pipelines():
     return build(ours), build(batched.train_pipeline), preprocessor, mmpretrain_pipe
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--num-images', type=int, default=64)
-    parser.add_argument('--rounds', type=int, default=5)
-    parser.add_argument('--threads', type=int, default=1, help='OpenCV and torch threads (1: single core)')
-    parser.add_argument('--cifar', default=CIFAR, help='CIFAR-10 JPEG archive for natural-ish images')
-    parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args()
+def measure(num_images: int = 64, rounds: int = 5, cifar: str = CIFAR, seed: int = 0, devices=None) -> dict:
+    """Interleaved rounds of every pipeline on the same ``num_images`` JPEGs (see the module docstring).
 
-    cv2.setNumThreads(args.threads)
-    torch.set_num_threads(args.threads)
+    ``devices``: where the batched path runs (default: the CPU, plus the GPU when there is one). Threads are the
+    caller's (``cv2.setNumThreads`` / ``torch.set_num_threads``). Returns ``dict(ips={pipeline: median images/s},
+    loader_ips={device: images/s of decode + squash}, device_ips={device: images/s of the device part})``; the
+    batched rows are named ``mmsimclr-batched-<device type>``.
+    """
     from mmengine.dataset import default_collate
 
     from mmsimclr.registry import MODELS
@@ -130,12 +125,13 @@ def main():
     register_all_modules()
     ours, batched_loader, pre_cfg, theirs = build_pipelines()
 
-    devices = [torch.device('cpu')] + ([torch.device('cuda')] if torch.cuda.is_available() else [])
-    preprocessors = {dev: MODELS.build(dict(pre_cfg, seed=args.seed)).to(dev) for dev in devices}
+    if devices is None:
+        devices = [torch.device('cpu')] + ([torch.device('cuda')] if torch.cuda.is_available() else [])
+    preprocessors = {dev: MODELS.build(dict(pre_cfg, seed=seed)).to(dev) for dev in devices}
 
     tmp = tempfile.TemporaryDirectory()
-    paths = make_images(tmp.name, args.num_images, args.cifar, args.seed)
-    np.random.seed(args.seed)
+    paths = make_images(tmp.name, num_images, cifar, seed)
+    np.random.seed(seed)
 
     def run_pipeline(pipe):
         for i, path in enumerate(paths):
@@ -167,29 +163,50 @@ def main():
     assert len(out['inputs']) == 2 and tuple(out['inputs'][0].shape) == (3, 224, 224)
     for dev in devices:
         out = fns[f'mmsimclr-batched-{dev.type}']()
-        assert len(out['inputs']) == 2 and tuple(out['inputs'][0].shape) == (args.num_images, 3, 224, 224)
+        assert len(out['inputs']) == 2 and tuple(out['inputs'][0].shape) == (num_images, 3, 224, 224)
     loader_time.clear()
 
     times = {name: [] for name in fns}
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for name, fn in fns.items():
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
+    tmp.cleanup()
 
-    n = args.num_images
+    n = num_images
     ips = {name: n / statistics.median(t) for name, t in times.items()}
+    loader_ips, device_ips = {}, {}
+    for dev in devices:
+        total = statistics.median(times[f'mmsimclr-batched-{dev.type}'])
+        load = statistics.median(loader_time[dev])
+        loader_ips[dev.type] = n / load
+        device_ips[dev.type] = n / max(total - load, 1e-9)
+    return dict(ips=ips, loader_ips=loader_ips, device_ips=device_ips)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--num-images', type=int, default=64)
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--threads', type=int, default=1, help='OpenCV and torch threads (1: single core)')
+    parser.add_argument('--cifar', default=CIFAR, help='CIFAR-10 JPEG archive for natural-ish images')
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args()
+
+    cv2.setNumThreads(args.threads)
+    torch.set_num_threads(args.threads)
+    result = measure(args.num_images, args.rounds, args.cifar, args.seed)
+    ips = result['ips']
+    n = args.num_images
     print(f'{n} images of 500x375 (JPEG q90), 2 views of 224x224 each, {args.rounds} interleaved rounds, '
           f'{args.threads} thread(s), median images/s:')
     base = ips['mmpretrain']
     for name, value in ips.items():
         print(f'  {name:28s} {value:8.1f} img/s   x{value / base:5.2f} vs mmpretrain')
-    for dev in devices:
-        total = statistics.median(times[f'mmsimclr-batched-{dev.type}'])
-        load = statistics.median(loader_time[dev])
-        print(f'  batched on {dev.type}: loader (decode + squash) {n / load:8.1f} img/s, '
-              f'device views {n / max(total - load, 1e-9):8.1f} img/s')
-    tmp.cleanup()
+    for dev, load in result['loader_ips'].items():
+        print(f'  batched on {dev}: loader (decode + squash) {load:8.1f} img/s, '
+              f'device views {result["device_ips"][dev]:8.1f} img/s')
 
 
 if __name__ == '__main__':

@@ -21,9 +21,7 @@ from typing import Callable, Dict, List
 import torch
 import torch.nn as nn
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # working dir of children
 
 
 def device_from_arg(name: str) -> torch.device:

@@ -164,9 +164,32 @@ def saved_bytes_per_image(model: nn.Module, x: torch.Tensor, amp: bool = False) 
     return (saved_bytes(model, torch.cat([x, x]), amp) - saved_bytes(model, x, amp)) / x.shape[0]
 
 
-def init_one_rank_group() -> None:
-    if not dist.is_initialized():  # a store in memory: no port, nothing to clean up on the machine
-        dist.init_process_group('gloo', store=dist.HashStore(), rank=0, world_size=1)
+def init_one_rank_group(backend: str = 'gloo') -> bool:
+    """A one-rank process group (``backend`` 'gloo', or 'nccl' on a GPU); False if one already existed."""
+    if dist.is_initialized():
+        return False
+    # a store in memory: no port, nothing to clean up on the machine
+    dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
+    return True
+
+
+def build_variants(variants, depth: int, x: torch.Tensor):
+    """``(models, layers, unavailable)``: each variant's model (same weights) and 256-channel norm layer on
+    ``x``'s device, in training mode, checked by one step on ``x[:2]``; ``unavailable[variant]`` is the error of
+    those that cannot run there (SyncBatchNorm on a CPU)."""
+    models, layers, unavailable = {}, {}, {}
+    for variant in variants:
+        try:
+            model = build(variant, depth).to(x.device)
+            if models:
+                model.load_state_dict(next(iter(models.values())).state_dict())
+            step(model, x[:2])  # SyncBatchNorm refuses CPU tensors here
+            model.zero_grad(set_to_none=True)
+            layers[variant] = force_global(build_norm(variant, 256)).to(x.device).train()
+            models[variant] = model
+        except Exception as e:  # noqa: BLE001  (reported in the table)
+            unavailable[variant] = f'{type(e).__name__}: {e}'
+    return models, layers, unavailable
 
 
 def main(argv=None):
@@ -186,18 +209,7 @@ def main(argv=None):
     torch.manual_seed(0)
     x = torch.randn(args.batch, 3, args.size, args.size)
     layer_x = torch.randn(args.batch, 256, 56, 56)
-    models, layers, unavailable = {}, {}, {}
-    for variant in VARIANTS:
-        try:
-            model = build(variant, args.depth)
-            if models:
-                model.load_state_dict(next(iter(models.values())).state_dict())
-            step(model, x[:2])  # SyncBatchNorm refuses CPU tensors here
-            model.zero_grad(set_to_none=True)
-            layers[variant] = force_global(build_norm(variant, 256)).train()
-            models[variant] = model
-        except Exception as e:  # noqa: BLE001  (reported in the table)
-            unavailable[variant] = f'{type(e).__name__}: {e}'
+    models, layers, unavailable = build_variants(VARIANTS, args.depth, x)
 
     def layer_step(layer):
         inp = layer_x.clone().requires_grad_()

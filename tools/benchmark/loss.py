@@ -8,16 +8,12 @@ backbone and neck fed the projections, so exactly its code after the neck is tim
 
 Prints, per batch size (images; rows = 2 x batch), median time of forward + backward for mmpretrain, ours and ours
 chunked, the ratios, and the extra peak memory of each (fresh subprocess per measurement, see common.py).
+mmsimclr and mmpretrain are imported as installed; ``common`` is this folder's helper module (next to the script).
 """
 import argparse
-import os.path as osp
-import sys
 
 import torch
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from common import (PeakMemory, device_from_arg, fmt_mb, fmt_ms, interleaved_medians,  # noqa: E402
-                    measure_in_subprocess,
+from common import (PeakMemory, device_from_arg, fmt_mb, fmt_ms, interleaved_medians, measure_in_subprocess,
                     mmpretrain_simclr_loss)
 
 
@@ -70,6 +66,8 @@ def main(argv=None):
         return memory_child(args)
 
     device = device_from_arg(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     impls = ['mmpretrain', 'ours', 'ours_chunked']
     print(f'NT-Xent forward+backward, d={args.dim}, tau={args.temperature}, device={device}, '
           f'threads={torch.get_num_threads()}, chunk={args.chunk}; median of {args.repeats} interleaved runs')

@@ -13,16 +13,14 @@ zero_grad; steps of the two models alternate and the medians are compared.
 ``--channels-last`` / ``--amp`` (bf16 on CPU and on GPUs that support it, else fp16 with dynamic loss scaling) /
 ``--compile`` (``torch.compile`` of ``train_step``, as mmengine's ``cfg.compile``) apply to ours only and are
 reported as an extra column next to ours with the default settings.
+
+mmsimclr and mmpretrain are imported as installed; ``common`` is this folder's helper module (next to the script).
 """
 import argparse
 import copy
-import os.path as osp
-import sys
 
 import torch
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from common import device_from_arg, fmt_ms, interleaved_medians  # noqa: E402
+from common import device_from_arg, fmt_ms, interleaved_medians
 
 CASES = {
     # name: (backbone type suffix, depth, image size, images per step, neck in, temperature)
@@ -50,7 +48,10 @@ def model_cfg(scope: str, case: str, channels_last: bool = False) -> dict:
     return cfg
 
 
-def optim_cfg(scope: str, batch: int, amp: bool, device) -> dict:
+def optim_cfg(scope: str, batch: int, amp, device) -> dict:
+    """``amp``: False (fp32), True (``tools/train.py --amp``: ``amp_optim_wrapper_cfg``) or ``'mmengine'``
+    (mmengine's ``AmpOptimWrapper``, float16 with a dynamic loss scaler: what mmpretrain's ``tools/train.py --amp``
+    sets; it needs a GPU)."""
     lars = dict(type=f'{scope}.LARS', lr=0.3 * batch / 256, momentum=0.9, weight_decay=1e-6)
     if scope == 'mmpretrain':  # mmpretrain's SimCLR config: exclusions by name substrings
         exclude = dict(decay_mult=0, lars_exclude=True)
@@ -58,7 +59,9 @@ def optim_cfg(scope: str, batch: int, amp: bool, device) -> dict:
                    paramwise_cfg=dict(custom_keys={'bn': exclude, 'bias': exclude, 'downsample.1': exclude}))
     else:
         cfg = dict(type='OptimWrapper', optimizer=lars, constructor='SimCLROptimWrapperConstructor')
-    if amp:  # what tools/train.py --amp picks: bf16 where native (no loss scaler), else fp16 + dynamic scaler
+    if amp == 'mmengine':
+        cfg.update(type='AmpOptimWrapper', loss_scale='dynamic')
+    elif amp:  # what tools/train.py --amp picks: bf16 where native (no loss scaler), else fp16 + dynamic scaler
         from mmsimclr.engine.optimizers import amp_optim_wrapper_cfg
         cfg = amp_optim_wrapper_cfg(cfg)
         if cfg['type'] == 'BF16OptimWrapper':
