@@ -23,7 +23,6 @@ import glob
 import json
 import os
 import os.path as osp
-import tarfile
 import time
 
 DEMO_CONFIG = 'simclr_r18-w16_1xb128-coslr-20e_cifar10-demo'
@@ -51,87 +50,11 @@ def parse_args(argv=None):
 
 
 # ----------------------------------------------------------------------------------------------------- data
-def find_folder_root(path: str) -> str:
-    """The folder under ``path`` (itself, or ``cifar10/``) that holds ``train/`` and ``test/``."""
-    for cand in (path, osp.join(path, 'cifar10')):
-        if osp.isdir(osp.join(cand, 'train')) and osp.isdir(osp.join(cand, 'test')):
-            return cand
-    raise FileNotFoundError(f'{path} is not a CIFAR-10 image folder: expected {path}/train/<class>/* and '
-                            f'{path}/test/<class>/* (or the same under {path}/cifar10/). Pass --data with such '
-                            'a folder or the cifar10-jpeg.tar.gz archive.')
-
-
-def unpack_archive(archive: str, dest: str) -> str:
-    """Unpack ``archive`` (.tar.gz) into ``dest`` once (a marker file records completion); returns the root."""
-    marker = osp.join(dest, '.unpacked-' + osp.basename(archive))
-    if not osp.exists(marker):
-        print(f'[demo] unpacking {archive} into {dest} ...', flush=True)
-        os.makedirs(dest, exist_ok=True)
-        with tarfile.open(archive) as tar:
-            tar.extractall(dest, filter='data')
-        open(marker, 'w').close()
-    return find_folder_root(dest)
-
-
-def link_subset(src_root: str, dst_root: str, per_class: dict, seed: int) -> str:
-    """Symlink a class-balanced random subset of ``src_root/{split}/<class>/*`` into ``dst_root`` (fresh)."""
-    import shutil
-
-    import numpy as np
-    if osp.isdir(dst_root):
-        shutil.rmtree(dst_root)
-    rng = np.random.default_rng(seed)
-    for split, n in per_class.items():
-        classes = sorted(d for d in os.listdir(osp.join(src_root, split)) if osp.isdir(osp.join(src_root, split, d)))
-        for c in classes:
-            files = sorted(os.listdir(osp.join(src_root, split, c)))
-            if len(files) < n:
-                raise ValueError(f'{src_root}/{split}/{c} has {len(files)} images, fewer than the {n} asked for')
-            os.makedirs(osp.join(dst_root, split, c))
-            for f in sorted(rng.choice(files, size=n, replace=False)):
-                os.symlink(osp.abspath(osp.join(src_root, split, c, f)), osp.join(dst_root, split, c, f))
-    return dst_root
-
-
-def export_cifar10_subset(download_root: str, dst_root: str, per_class: dict, seed: int) -> str:
-    """Download CIFAR-10 with mmpretrain's dataset class and write a balanced PNG subset as an image folder."""
-    import shutil
-
-    import numpy as np
-    from mmpretrain.datasets import CIFAR10
-    from PIL import Image
-    if osp.isdir(dst_root):
-        shutil.rmtree(dst_root)
-    rng = np.random.default_rng(seed)
-    for split, n in per_class.items():
-        try:
-            ds = CIFAR10(data_root=download_root, split=split, download=True, pipeline=[])
-        except Exception as e:
-            raise RuntimeError(f'Could not download CIFAR-10 into {download_root} ({e}). Without internet pass a '
-                               'local copy: make demo DATA=path/to/cifar10-jpeg.tar.gz (or an image folder)') from e
-        labels = np.array([ds.get_data_info(i)['gt_label'] for i in range(len(ds))])
-        for c, name in enumerate(ds.metainfo['classes']):
-            os.makedirs(osp.join(dst_root, split, name))
-            for i in sorted(rng.choice(np.flatnonzero(labels == c), size=n, replace=False)):
-                img = ds.get_data_info(int(i))['img']  # HWC, BGR-free RGB array from the pickles
-                Image.fromarray(img).save(osp.join(dst_root, split, name, f'{i:05d}.png'))
-    return dst_root
-
-
 def prepare_data(args) -> str:
-    per_class = dict(train=args.train_per_class, test=args.test_per_class)
-    subset = osp.join(args.work_dir, 'data')
-    if args.data is None:
-        return export_cifar10_subset(osp.join('data', 'cifar10-py'), subset, per_class, args.seed)
-    if not osp.exists(args.data):
-        raise FileNotFoundError(f'--data {args.data} does not exist (an image folder or cifar10-jpeg.tar.gz)')
-    if osp.isfile(args.data):
-        if not args.data.endswith(('.tar.gz', '.tgz', '.tar')):
-            raise ValueError(f'--data {args.data}: expected a folder or a .tar.gz archive')
-        src = unpack_archive(args.data, osp.join(osp.dirname(osp.abspath(args.work_dir)), 'cifar10-unpacked'))
-    else:
-        src = find_folder_root(args.data)
-    return link_subset(src, subset, per_class, args.seed)
+    """The class-balanced subset of ``--data`` (or of the download) in ``WORK_DIR/data``
+    (:func:`mmsimclr.datasets.cifar10_subset.prepare_cifar10_subset`)."""
+    from mmsimclr.datasets.cifar10_subset import prepare_cifar10_subset
+    return prepare_cifar10_subset(args.data, args.work_dir, args.train_per_class, args.test_per_class, args.seed)
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -173,15 +96,6 @@ def build_config(args, data_root: str):
 
 
 # -------------------------------------------------------------------------------------------- reporting
-def read_scalars(log_dir: str):
-    """``(loss rows [(iter, loss)], kNN rows [(epoch, top1)])`` from the run's LocalVisBackend ``scalars.json``."""
-    with open(osp.join(log_dir, 'vis_data', 'scalars.json')) as f:
-        rows = [json.loads(line) for line in f]
-    loss = [(r['step'], r['loss']) for r in rows if 'loss' in r]
-    knn = [(int(r['knn/epoch']), r['knn/top1']) for r in rows if 'knn/top1' in r]
-    return loss, knn
-
-
 def linear_probe(model, data_root: str, batch_size: int) -> float:
     """Top-1 (%) of an L2 logistic regression on the frozen ``feat`` of ``model`` (train split -> test split)."""
     import torch
@@ -241,6 +155,7 @@ def main(argv=None):
 
     from mmsimclr import get_model
     from mmsimclr.utils import register_all_modules
+    from mmsimclr.utils.vis_scalars import read_scalars
     register_all_modules(init_default_scope=False)
 
     os.makedirs(args.work_dir, exist_ok=True)

@@ -21,20 +21,16 @@ are the ones of a multi-rank run.
 """
 import argparse
 import itertools
-import os.path as osp
-import sys
 from typing import Dict, Optional
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from common import fmt_ms, interleaved_medians  # noqa: E402
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+if __package__:  # imported as tools.benchmark.global_bn (tests)
+    from .common import fmt_ms, interleaved_medians
+else:  # run as a script or imported by a sibling script: this folder is on sys.path
+    from common import fmt_ms, interleaved_medians
 
 VARIANTS = ['BatchNorm2d', 'SyncBatchNorm', 'GlobalBN', 'GlobalBN-old']
 

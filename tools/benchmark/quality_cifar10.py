@@ -30,8 +30,8 @@ import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
 DEFAULT_DATA = osp.join(osp.dirname(ROOT), 'shared', 'data', 'cifar10-jpeg.tar.gz')
+RECIPE = 'simclr_r18-w16_1xb128-coslr-20e_cifar10-demo'  # the demo's config (a packaged name)
 
 
 def parse_args(argv=None):
@@ -50,6 +50,33 @@ def parse_args(argv=None):
                    help='reuse WORK_DIR/<impl>.json of an earlier run instead of training again (table only)')
     p.add_argument('--single', help=argparse.SUPPRESS)  # internal: train one implementation in this process
     return p.parse_args(argv)
+
+
+def build_config(args, data_root: str):
+    """The demo recipe (:data:`RECIPE`) at this benchmark's width, batch, epochs, workers and seed, training on
+    ``data_root``; the kNN monitor only before and after training, no time budget, no checkpoint."""
+    from mmengine.config import Config
+
+    from mmsimclr.utils.config_path import resolve_config
+    cfg = Config.fromfile(resolve_config(RECIPE))
+    knn = next(h for h in cfg.custom_hooks if h['type'] == 'KNNMonitorHook')
+    w, batch, epochs = args.width, args.batch_size, args.epochs
+    warmup = max(1, round(epochs / 10))  # a tenth of the epochs, then cosine (as the recipe: 2 of 20)
+    schedule = [dict(type='LinearLR', start_factor=1e-2, by_epoch=True, begin=0, end=warmup,
+                     convert_to_iter_based=True)]
+    if epochs > warmup:
+        schedule.append(dict(type='CosineAnnealingLR', T_max=epochs - warmup, by_epoch=True, begin=warmup,
+                             end=epochs, convert_to_iter_based=True))
+    cfg.merge_from_dict({
+        'work_dir': osp.join(args.work_dir, args.single), 'randomness.seed': args.seed,
+        'train_dataloader.dataset.data_root': data_root, 'train_dataloader.batch_size': batch,
+        'train_dataloader.num_workers': args.workers, 'train_dataloader.persistent_workers': args.workers > 0,
+        'model.backbone.stem_channels': w, 'model.backbone.base_channels': w, 'model.neck.in_channels': 8 * w,
+        'optim_wrapper.optimizer.lr': round(0.075 * batch ** 0.5, 4),  # the recipe's square-root scaling
+        'auto_scale_lr.base_batch_size': batch, 'train_cfg.max_epochs': epochs, 'param_scheduler': schedule,
+        'custom_hooks': [dict(knn, interval=10 ** 6, num_workers=args.workers)],
+        'default_hooks.checkpoint': dict(type='CheckpointHook', interval=10 ** 6)})
+    return cfg
 
 
 def mmpretrain_variant(cfg, width: int) -> None:
@@ -77,22 +104,16 @@ def run_single(args) -> dict:
     register_all_modules(init_default_scope=False)
     from mmengine.runner import Runner
 
-    from tools import demo
-    ns = demo.parse_args(['--work-dir', osp.join(args.work_dir, args.single), '--width', str(args.width),
-                          '--batch-size', str(args.batch_size), '--workers', str(args.workers), '--epochs',
-                          str(args.epochs), '--knn-interval', str(10 ** 6), '--max-minutes', str(10 ** 6),
-                          '--seed', str(args.seed)])
-    cfg = demo.build_config(ns, osp.join(args.work_dir, 'data'))
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10 ** 6)
+    from mmsimclr.utils.vis_scalars import read_scalar_rows, read_scalars
+    cfg = build_config(args, osp.join(args.work_dir, 'data'))
     if args.single == 'mmpretrain':
         mmpretrain_variant(cfg, args.width)
     runner = Runner.from_cfg(cfg)
     start = time.time()
     runner.train()
     seconds = time.time() - start
-    eval_s = sum(json.loads(line).get('knn/time_s', 0) for line in
-                 open(osp.join(runner.log_dir, 'vis_data', 'scalars.json')))
-    history = dict(demo.read_scalars(runner.log_dir)[1])
+    eval_s = sum(r.get('knn/time_s', 0) for r in read_scalar_rows(runner.log_dir))
+    history = dict(read_scalars(runner.log_dir)[1])
     return dict(impl=args.single, knn_top1=history[args.epochs], knn_top1_init=history[0],
                 train_minutes=round((seconds - eval_s) / 60, 2), threads=torch.get_num_threads(),
                 model=type(runner.model).__module__ + '.' + type(runner.model).__name__,
@@ -121,11 +142,9 @@ def main(argv=None):
             json.dump(result, f, indent=2)
         return result
 
-    from tools import demo
+    from mmsimclr.datasets.cifar10_subset import prepare_cifar10_subset
     t0 = time.time()
-    demo.prepare_data(demo.parse_args(['--data', args.data, '--work-dir', args.work_dir, '--train-per-class',
-                                       str(args.train_per_class), '--test-per-class', str(args.test_per_class),
-                                       '--seed', str(args.seed)]))
+    prepare_cifar10_subset(args.data, args.work_dir, args.train_per_class, args.test_per_class, args.seed)
     results = {}
     for impl in args.impls.split(','):
         if args.skip_existing and osp.isfile(osp.join(args.work_dir, f'{impl}.json')):

@@ -8,16 +8,13 @@ batch sizes), LARS step, full training step (default and with the given speed op
 ``torch.cuda.max_memory_allocated``), else the CPU. ``--quick`` uses fewer repetitions and skips batch 4096.
 """
 import argparse
-import os.path as osp
-import sys
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import global_bn  # noqa: E402
-import lars  # noqa: E402
-import loss  # noqa: E402
-import train_step  # noqa: E402
+import global_bn  # this folder's sibling scripts: a script's own folder is first on sys.path
+import lars
+import loss
+import train_step
 
 
 def main(argv=None):

@@ -15,11 +15,8 @@ output folder. See mmsimclr/datasets/label_subsets.py for the sampling rule.
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from mmsimclr.datasets.label_subsets import (balanced_subset, from_published_list, percent_name,  # noqa: E402
+from mmsimclr.datasets.label_subsets import (balanced_subset, from_published_list, percent_name,
                                              read_annotation_list, sha256_file, write_with_checksum)
 
 MANIFEST = 'label_subsets.json'
