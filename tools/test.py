@@ -7,27 +7,13 @@ CONFIG is a config file or the name of a config shipped with mmsimclr
     bash tools/dist_test.sh CONFIG CHECKPOINT GPUS
 """
 import argparse
-import importlib.util
 import json
 import os
 import os.path as osp
-import sys
+import runpy
+from importlib.util import find_spec
 
 from mmengine.config import Config, DictAction
-
-
-def _config_path():
-    """``mmsimclr.utils.config_path`` (standard library only). Loaded from its file unless mmsimclr is imported
-    already, so that a mistyped config is reported before torch, mmengine's runner and mmpretrain load (seconds)."""
-    if 'mmsimclr' in sys.modules:
-        from mmsimclr.utils import config_path
-        return config_path
-    package = importlib.util.find_spec('mmsimclr').submodule_search_locations[0]
-    spec = importlib.util.spec_from_file_location('_mmsimclr_config_path',
-                                                  osp.join(package, 'utils', 'config_path.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def parse_args(argv=None):
@@ -40,7 +26,11 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
-    args.config = _config_path().resolve_or_exit(args.config, parser.prog)  # before anything heavy is imported
+    # mmsimclr/utils/config_path.py uses the standard library only: run from its file, not through mmsimclr (torch,
+    # mmengine's runner, mmpretrain: seconds), a mistyped config is reported at once
+    config_path = runpy.run_path(osp.join(find_spec('mmsimclr').submodule_search_locations[0], 'utils',
+                                          'config_path.py'))
+    args.config = config_path['resolve_or_exit'](args.config, parser.prog)
     if not osp.isfile(args.checkpoint):
         parser.exit(2, f'{parser.prog}: error: checkpoint {args.checkpoint} does not exist (absolute: '
                     f'{osp.abspath(args.checkpoint)})\n')

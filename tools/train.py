@@ -8,26 +8,13 @@ CONFIG is a config file or the name of a config shipped with mmsimclr (``simclr_
     bash tools/dist_train.sh CONFIG GPUS [same options]     # torchrun; gloo CPU processes when there is no GPU
 """
 import argparse
-import importlib.util
 import os
 import os.path as osp
+import runpy
 import sys
+from importlib.util import find_spec
 
 from mmengine.config import Config, DictAction
-
-
-def _config_path():
-    """``mmsimclr.utils.config_path`` (standard library only). Loaded from its file unless mmsimclr is imported
-    already, so that a mistyped config is reported before torch, mmengine's runner and mmpretrain load (seconds)."""
-    if 'mmsimclr' in sys.modules:
-        from mmsimclr.utils import config_path
-        return config_path
-    package = importlib.util.find_spec('mmsimclr').submodule_search_locations[0]
-    spec = importlib.util.spec_from_file_location('_mmsimclr_config_path',
-                                                  osp.join(package, 'utils', 'config_path.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def parse_args(argv=None):
@@ -52,7 +39,11 @@ def parse_args(argv=None):
                         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
-    args.config = _config_path().resolve_or_exit(args.config, parser.prog)  # before anything heavy is imported
+    # mmsimclr/utils/config_path.py uses the standard library only: run from its file, not through mmsimclr (torch,
+    # mmengine's runner, mmpretrain: seconds), a mistyped config is reported at once
+    config_path = runpy.run_path(osp.join(find_spec('mmsimclr').submodule_search_locations[0], 'utils',
+                                          'config_path.py'))
+    args.config = config_path['resolve_or_exit'](args.config, parser.prog)
     if args.resume not in (None, 'auto') and not osp.isfile(args.resume):
         parser.exit(2, f'{parser.prog}: error: --resume {args.resume}: no such checkpoint (absolute: '
                     f'{osp.abspath(args.resume)}); pass a checkpoint file, or --resume alone for the latest one in '
