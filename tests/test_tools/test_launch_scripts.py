@@ -99,7 +99,7 @@ def test_slurm_scripts_port_and_explicit_cpu(fakes, tmp_path):
     proc, recorded = fakes.run(['tools/slurm_test.sh', 'gpu', 'ev', 'cfg.py', str(ckpt), '--out', 'm.json'])
     assert proc.returncode == 0, proc.stderr
     assert '--gres=gpu:8' in recorded and recorded[-1] == 'ENV MASTER_PORT=unset MMSIMCLR_DEVICE=unset'
-    assert recorded[-6:-1] == [str(ckpt), '--launcher', 'slurm', '--out', 'm.json']
+    assert recorded[-6:-1] == [str(ckpt), '--out', 'm.json', '--launcher', 'slurm']
 
 
 def test_slurm_usage_without_arguments(fakes):
