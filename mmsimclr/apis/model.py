@@ -24,7 +24,8 @@ from mmsimclr.utils.checkpoint import safe_torch_load
 from mmsimclr.utils.setup_env import register_all_modules
 from mmsimclr.utils.stored_config import config_from_text
 from .download import fetch_checkpoint
-from .model_zoo import ModelInfo, find_by_config, get_model_info
+from . import simclr_tf  # noqa: F401 (registers the 'simclr_tf' weight converter)
+from .model_zoo import WEIGHT_CONVERTERS, ModelInfo, find_by_config, get_model_info
 
 
 #: File endings that make ``get_model``'s ``model`` a checkpoint (its stored config and its weights).
@@ -103,8 +104,6 @@ def _weights_source(pretrained: Union[bool, str, None], info: Optional[ModelInfo
 def _fetch_weights(source: str, info: Optional[ModelInfo], progress: bool) -> str:
     """Local checkpoint for ``source``; a zoo entry with ``Converter:`` converts its published file on first use."""
     if info is not None and info.converter and source == info.weights:
-        from . import simclr_tf  # noqa: F401 (registers the 'simclr_tf' converter)
-        from .model_zoo import WEIGHT_CONVERTERS
         if info.converter not in WEIGHT_CONVERTERS:
             raise ValueError(f'Model "{info.name}" names converter "{info.converter}", which is unknown; known: '
                              f'{", ".join(sorted(WEIGHT_CONVERTERS))}')

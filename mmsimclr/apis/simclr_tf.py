@@ -20,6 +20,7 @@ Conversion (no TensorFlow needed; :class:`mmsimclr.utils.tf_checkpoint.TFCheckpo
 Model zoo: entries with ``Converter: simclr_tf`` publish the archive's URL; :func:`fetch_converted` downloads it
 once, converts it into the cache and records the converted file's sha256 next to it (checked before every use).
 """
+import io
 import os
 import os.path as osp
 import re
@@ -31,7 +32,10 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from mmsimclr.utils.atomic_file import atomic_write_bytes, atomic_write_text
 from mmsimclr.utils.tf_checkpoint import TFCheckpoint, TFCheckpointError
+from .download import ChecksumError, cache_dir, fetch_checkpoint, sha256_of
+from .model_zoo import WEIGHT_CONVERTERS
 
 BASE_SCOPE = 'base_model/'
 HEAD_KERNEL = 'head_supervised/linear_layer/dense/kernel'
@@ -194,14 +198,12 @@ def _extract_checkpoint(archive: str, folder: str) -> str:
 def convert_file(source: str, dst: str) -> dict:
     """Convert ``source`` (prefix, ``.index``, folder or ``.zip``) to an mmsimclr checkpoint at ``dst`` (written
     atomically). Returns the architecture facts (see :func:`convert_simclr_tf`)."""
-    from mmsimclr.utils.atomic_file import atomic_write_bytes
     with tempfile.TemporaryDirectory(dir=osp.dirname(osp.abspath(dst)) or None) as tmp:
         if osp.isfile(source) and zipfile.is_zipfile(source):
             prefix = _extract_checkpoint(source, tmp)
         else:
             prefix = resolve_prefix(source)
         state, arch = convert_simclr_tf(TFCheckpoint(prefix))
-    import io
     buffer = io.BytesIO()
     torch.save({'state_dict': state, 'meta': {'converted_from': osp.basename(prefix),
                                                'converter': 'mmsimclr.apis.simclr_tf', **arch}}, buffer)
@@ -218,7 +220,6 @@ def fetch_converted(url: str, progress: bool = True) -> str:
     archive is deleted. Later calls check the converted file against the recorded sha256 (a mismatch deletes it
     with an error; the next call converts afresh).
     """
-    from .download import ChecksumError, cache_dir, fetch_checkpoint, sha256_of
     stem = osp.splitext(osp.basename(urllib.parse.urlparse(url).path))[0]
     dst = osp.join(cache_dir(), f'{stem}_mmsimclr.pth')
     record = dst + '.sha256'
@@ -235,19 +236,13 @@ def fetch_converted(url: str, progress: bool = True) -> str:
         return dst
     archive = fetch_checkpoint(url, progress=progress, check_hash=False)
     convert_file(archive, dst)
-    from mmsimclr.utils.atomic_file import atomic_write_text
     atomic_write_text(record, f'{sha256_of(dst)}  {osp.basename(dst)}\n')
     if osp.dirname(osp.abspath(archive)) == cache_dir():  # a downloaded copy (never a folder mirror's file)
         os.remove(archive)
     return dst
 
 
-def _register() -> None:
-    from .model_zoo import WEIGHT_CONVERTERS
-    WEIGHT_CONVERTERS['simclr_tf'] = fetch_converted
-
-
-_register()
+WEIGHT_CONVERTERS['simclr_tf'] = fetch_converted
 
 
 def default_output_name(source: str, suffix: Optional[str] = None) -> str:
