@@ -4,22 +4,17 @@ restarts make tools/train.py resume from the latest checkpoint."""
 import os
 import os.path as osp
 import re
-import stat
 import subprocess
 import sys
 
 import pytest
 import torch
 
+from tests.executables import write_exe
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = osp.join(ROOT, 'configs', 'simclr_r18_1xb16-coslr-2e_tiny.py')
-SCRIPTS = ['dist_train.sh', 'dist_test.sh', 'torchrun.sh', 'slurm_train.sh', 'slurm_test.sh']
-
-
-def _exe(path, text):
-    path.write_text(text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return str(path)
+SCRIPTS = ['dist_train.sh', 'dist_test.sh', 'torchrun.sh', 'slurm_train.sh', 'slurm_test.sh', 'slurm_run.sh']
 
 
 @pytest.fixture
@@ -31,8 +26,8 @@ def fakes(tmp_path):
     dump = ('for a in "$@"; do printf "%s\\n" "$a"; done > "{rec}"\n'
             'echo "ENV MASTER_PORT=${{MASTER_PORT-unset}} MMSIMCLR_DEVICE=${{MMSIMCLR_DEVICE-unset}}" >> "{rec}"\n'
             ).format(rec=record)
-    _exe(folder / 'srun', '#!/bin/sh\n' + dump)
-    python = _exe(folder / 'python-wrapper', '#!/bin/sh\nif [ "$1 $2" = "-m torch.distributed.run" ]; then\n'
+    write_exe(folder / 'srun', '#!/bin/sh\n' + dump)
+    python = write_exe(folder / 'python-wrapper', '#!/bin/sh\nif [ "$1 $2" = "-m torch.distributed.run" ]; then\n'
                   f'shift 2\n{dump}exit 0\nfi\nexec "{sys.executable}" "$@"\n')
 
     class Fakes:
@@ -139,7 +134,7 @@ def test_torchrun_multi_node_needs_port_and_master_addr(fakes):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='simulates a GPU machine where torch cannot use CUDA')
 def test_torchrun_stops_before_starting_on_a_gpu_machine_without_cuda(fakes):
-    _exe(fakes.path_dir / 'nvidia-smi', '#!/bin/sh\nif [ "$1" = "-L" ]; then echo "GPU 0: NVIDIA A100-SXM4-40GB '
+    write_exe(fakes.path_dir / 'nvidia-smi', '#!/bin/sh\nif [ "$1" = "-L" ]; then echo "GPU 0: NVIDIA A100-SXM4-40GB '
          '(UUID: GPU-x)"; exit 0; fi\necho "| NVIDIA-SMI 450.80.02  Driver Version: 450.80.02  CUDA Version: 11.0 |"\n')
     proc, recorded = fakes.run(['tools/dist_train.sh', TINY, '2'])
     assert proc.returncode == 1 and recorded is None  # torchrun never started
@@ -171,7 +166,7 @@ def test_restarted_training_resumes_auto(monkeypatch, tmp_path, restarts, given,
 def test_slurm_gpu_job_without_cuda_stops_in_train_py(fakes, tmp_path):
     """End to end: slurm_train.sh -> an srun stand-in that runs the task as slurm would after ``--gres=gpu:8`` (one
     task, SLURM_JOB_GRES set) -> tools/train.py stops before any process group, exit status 1, cause named."""
-    _exe(fakes.path_dir / 'srun', f'#!{sys.executable}\n'
+    write_exe(fakes.path_dir / 'srun', f'#!{sys.executable}\n'
          'import os, sys\n'
          'args = sys.argv[1:]\n'
          'cmd = args[next(i for i, a in enumerate(args) if a.endswith("python-wrapper")):]\n'

@@ -1,23 +1,17 @@
 """The launch probe: GPUs expected (fake device nodes, a fake ``nvidia-smi`` on PATH, slurm variables) but torch
 without CUDA -> an error naming the likely cause; nothing expected -> CPU; node lists, ports, CPUs per rank."""
 import os
-import stat
 
 import pytest
 import torch
 
 from mmsimclr.utils import device_probe as probe
 from mmsimclr.utils.device_probe import DeviceError
+from tests.executables import write_exe
 
 SMI_HEADER = ('+-----------------------------------------------------------------------------+\n'
               '| NVIDIA-SMI 470.182.03   Driver Version: 470.182.03   CUDA Version: {cuda}     |\n'
               '|-------------------------------+----------------------+----------------------+\n')
-
-
-def write_exe(path, text):
-    path.write_text(text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return str(path)
 
 
 @pytest.fixture
