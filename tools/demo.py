@@ -10,7 +10,8 @@ Steps (about 10-12 minutes on 2 CPU cores):
    is linked into ``WORK_DIR/data``.
 2. training: the recipe is the config ``configs/simclr_r18-w16_1xb128-coslr-20e_cifar10-demo.py`` (a quarter-width
    CIFAR ResNet-18, LARS, warm-up + cosine, kNN monitor, ``TimeBudgetHook``), run by mmengine's Runner with its
-   progress log and ETA. ``--epochs``, ``--batch-size``, ``--width``, ``--max-minutes`` ... change it for one run.
+   progress log and ETA. ``--epochs``, ``--batch-size``, ``--width``, ``--max-minutes`` ... change it for one run,
+   ``--cfg-options KEY=VALUE`` any other setting.
    On a slow or busy machine the time budget stops training after an epoch and saves that epoch's checkpoint.
 3. report, read from the run: the kNN top-1 curve (``vis_data/scalars.json``, epoch 0 = the run's random
    initialisation), the loss curve, the final checkpoint (``WORK_DIR/last_checkpoint``); a linear probe (L2
@@ -24,6 +25,8 @@ import json
 import os
 import os.path as osp
 import time
+
+from mmengine.config import DictAction
 
 DEMO_CONFIG = 'simclr_r18-w16_1xb128-coslr-20e_cifar10-demo'
 # L2 strengths tried by the linear probe (held-out choice, as the transfer protocol; coarser than its 45 values)
@@ -46,6 +49,8 @@ def parse_args(argv=None):
     g.add_argument('--max-minutes', type=float, help='training time budget (minutes)')
     g.add_argument('--workers', type=int, help='data loader processes')
     g.add_argument('--seed', type=int, default=0, help='subset choice and training seed')
+    g.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                   help='any other setting, applied last (e.g. model.head.temperature=0.2)')
     return p.parse_args(argv)
 
 
@@ -92,6 +97,8 @@ def build_config(args, data_root: str):
     if args.workers is not None:
         cfg.train_dataloader.update(num_workers=args.workers, persistent_workers=args.workers > 0)
         hooks['KNNMonitorHook']['num_workers'] = args.workers
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     return cfg
 
 

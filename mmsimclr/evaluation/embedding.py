@@ -88,7 +88,8 @@ def eval_dataset_cfgs(cfg, data_root: Optional[str] = None, pipeline: Optional[L
     """``{'train': cfg, 'test': cfg}`` evaluation datasets (no augmentation) for a pretraining or linear config.
 
     With a ``test_dataloader`` (linear / supervised configs) its dataset and pipeline are used and the train set is
-    its ``train`` split; otherwise both come from ``train_dataloader.dataset`` with :func:`eval_pipeline_from`.
+    its ``train`` split; otherwise both come from ``train_dataloader.dataset`` with the config's ``test_pipeline``
+    (every pretraining base declares one), else :func:`eval_pipeline_from` of the training pipeline.
     ``data_root`` replaces the root of both.
     """
     test_loader = cfg.get('test_dataloader')
@@ -99,7 +100,8 @@ def eval_dataset_cfgs(cfg, data_root: Optional[str] = None, pipeline: Optional[L
         out = dict(train=derive_dataset_cfg(test, 'train', pipe), test=test)
     elif cfg.get('train_dataloader') and cfg.train_dataloader.get('dataset'):
         ds = cfg.train_dataloader.dataset
-        out = dict(train=derive_dataset_cfg(ds, 'train', pipeline), test=derive_dataset_cfg(ds, 'test', pipeline))
+        pipe = pipeline if pipeline is not None else cfg.get('test_pipeline')
+        out = dict(train=derive_dataset_cfg(ds, 'train', pipe), test=derive_dataset_cfg(ds, 'test', pipe))
     else:
         raise ValueError('The config has neither test_dataloader nor train_dataloader to find the data from')
     if data_root is not None:

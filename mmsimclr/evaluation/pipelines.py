@@ -1,12 +1,15 @@
 """The evaluation pipelines: how an image is prepared when a model is evaluated (no augmentation).
 
-One place decides it for every evaluation path (inference, feature extraction, kNN, t-SNE, linear transfer):
+One rule for every evaluation path (inference, feature extraction, kNN, t-SNE, linear transfer): the config's own
+test (else val) dataloader pipeline when it has one (linear / supervised configs), else its ``test_pipeline``, which
+every pretraining dataset base declares (CIFAR-10: squash to 32x32; ImageNet: resize 256, centre crop 224). Configs
+that declare neither get:
 
-- a config's own test (else val) pipeline when it has one (linear / supervised configs);
-- otherwise :func:`resize_crop_pipeline`: short side resized, centre crop (224 from 256 by default, ImageNet's
-  protocol; SimCLR Appendix B.6 uses ``size`` for both in transfer);
-- for the kNN / t-SNE datasets derived from a pretraining config, :func:`eval_pipeline_from` its training pipeline:
-  its loading steps only (CIFAR images already have the network's input size).
+- in :func:`eval_pipeline_of` (images of any size: inference, feature extraction) :func:`resize_crop_pipeline`,
+  short side resized, centre crop (224 from 256 by default, ImageNet's protocol; SimCLR Appendix B.6 uses
+  ``size`` for both in transfer);
+- for the kNN / t-SNE datasets derived from the training set, :func:`eval_pipeline_from` its training pipeline:
+  its loading steps only (the images of that data source, at their stored size).
 """
 import copy
 from typing import List, Optional, Sequence

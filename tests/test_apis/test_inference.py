@@ -125,6 +125,23 @@ def test_bad_images_get_clear_errors(tmp_path):
         prepare(123)
 
 
+@pytest.mark.parametrize('config, side', [('simclr_r18_1xb512-coslr-200e_cifar10.py', 32),
+                                          ('simclr_r18-w16_1xb128-coslr-20e_cifar10-demo.py', 32),
+                                          ('simclr_r50_16xb256-coslr-200e_in1k.py', 224)])
+def test_pretraining_configs_evaluate_at_their_training_size(config, side):
+    """An image of any size reaches a model at the side it was trained on: CIFAR models see 32x32 (they used to get
+    ImageNet's 224 crop of an upscaled image: other features, ~50x the compute), ImageNet ones 224. The kNN monitor
+    and the analysis tools derive their datasets with the same pipeline."""
+    from mmsimclr.evaluation import eval_dataset_cfgs
+    cfg = Config.fromfile(os.path.join(REPO, 'configs', config))
+    prepare = ImagePreparer(cfg)
+    rng = np.random.default_rng(3)
+    for shape in ((300, 400, 3), (32, 32, 3), (20, 50, 3)):
+        assert tuple(prepare(rng.integers(0, 256, shape, dtype=np.uint8))['inputs'].shape) == (3, side, side)
+    for split in eval_dataset_cfgs(cfg).values():
+        assert split['pipeline'] == cfg.test_pipeline
+
+
 def test_folder_expands_to_its_sorted_image_files(tmp_path):
     from mmsimclr.apis.images import expand_images
     (tmp_path / 'sub').mkdir()

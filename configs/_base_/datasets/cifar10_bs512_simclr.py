@@ -22,6 +22,14 @@ decode_pipeline = [
     dict(type='PackInputs'),
 ]
 
+# evaluation (kNN monitor, knn_eval / t-SNE tools, inference_model / extract_features of these models): the image
+# squashed to the network's 32x32 input, as the CIFAR images already are
+test_pipeline = [
+    dict(type='LoadImageColor'),
+    dict(type='Resize', scale=(32, 32), keep_ratio=False, interpolation='area'),
+    dict(type='PackInputs'),
+]
+
 train_dataloader = dict(
     batch_size=512,
     num_workers=8,

@@ -9,3 +9,7 @@ train_dataloader = dict(dataset=dict(
     split='train',
     # the pickles hold decoded images: no loading step
     pipeline=[dict(type='MultiView', num_views=2, transforms=[{{_base_.view_pipeline}}]), dict(type='PackInputs')]))
+test_pipeline = [
+    dict(type='Resize', scale=(32, 32), keep_ratio=False, interpolation='area'),
+    dict(type='PackInputs'),
+]

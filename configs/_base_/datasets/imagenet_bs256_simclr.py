@@ -28,6 +28,15 @@ decode_pipeline = [
     dict(type='PackInputs'),
 ]
 
+# evaluation (kNN monitor, knn_eval / t-SNE tools, inference_model / extract_features of these models): shorter
+# side resized to 256, centre crop 224
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=256, edge='short', backend='pillow'),
+    dict(type='CenterCrop', crop_size=224),
+    dict(type='PackInputs'),
+]
+
 train_dataloader = dict(
     batch_size=256,
     num_workers=8,

@@ -50,8 +50,9 @@ class KNNMonitorHook(Hook):
         train_dataset (dict, optional): labelled memory-bank dataset. Defaults to the training dataloader's
             dataset with the evaluation pipeline (see :func:`derive_dataset_cfg`).
         test_dataset (dict, optional): query dataset. Defaults to the ``test_split`` of the training dataset.
-        pipeline (list, optional): evaluation pipeline for derived datasets. Defaults to the training pipeline's
-            loading steps + ``PackInputs`` (right for 32x32 CIFAR images).
+        pipeline (list, optional): evaluation pipeline for derived datasets. Defaults to the config's
+            ``test_pipeline`` (the one ``inference_model`` and the analysis tools use), else the training
+            pipeline's loading steps + ``PackInputs``.
         test_split (str): split name for the derived test set. Defaults to ``'test'``.
         num_train (int, optional): random memory-bank subset size (fixed by ``seed``). Defaults to all.
         num_test (int, optional): random test subset size. Defaults to all.
@@ -103,10 +104,11 @@ class KNNMonitorHook(Hook):
             if loader_cfg is None or 'dataset' not in loader_cfg:
                 raise ValueError('KNNMonitorHook: no train_dataloader.dataset in the config to derive the kNN '
                                  'datasets from; pass train_dataset=... and test_dataset=...')
+            pipeline = self.pipeline if self.pipeline is not None else runner.cfg.get('test_pipeline')
             if train_cfg is None:
-                train_cfg = derive_dataset_cfg(loader_cfg['dataset'], 'train', self.pipeline)
+                train_cfg = derive_dataset_cfg(loader_cfg['dataset'], 'train', pipeline)
             if test_cfg is None:
-                test_cfg = derive_dataset_cfg(loader_cfg['dataset'], self.test_split, self.pipeline)
+                test_cfg = derive_dataset_cfg(loader_cfg['dataset'], self.test_split, pipeline)
         train_set = build_subset(train_cfg, self.num_train, self.seed)
         test_set = build_subset(test_cfg, self.num_test, self.seed + 1)
         self._loaders = (build_eval_loader(train_set, self.batch_size, self.num_workers),
