@@ -8,7 +8,7 @@ Steps (about 10-12 minutes on 2 CPU cores):
    ``cifar10-jpeg.tar.gz`` archive of it (unpacked next to the work dir once); without ``--data`` mmpretrain's
    CIFAR10 is downloaded (needs internet). A class-balanced subset (``--train-per-class``, ``--test-per-class``)
    is linked into ``WORK_DIR/data``.
-2. training: the recipe is the config ``configs/simclr_r18-w16_1xb128-coslr-20e_cifar10-demo.py`` (a quarter-width
+2. training: the recipe is the config ``configs/simclr_r18-w8_1xb128-coslr-26e_cifar10-demo.py`` (an eighth-width
    CIFAR ResNet-18, LARS, warm-up + cosine, kNN monitor, ``TimeBudgetHook``), run by mmengine's Runner with its
    progress log and ETA. ``--epochs``, ``--batch-size``, ``--width``, ``--max-minutes`` ... change it for one run,
    ``--cfg-options KEY=VALUE`` any other setting.
@@ -28,7 +28,7 @@ import time
 
 from mmengine.config import DictAction
 
-DEMO_CONFIG = 'simclr_r18-w16_1xb128-coslr-20e_cifar10-demo'
+DEMO_CONFIG = 'simclr_r18-w8_1xb128-coslr-26e_cifar10-demo'
 # L2 strengths tried by the linear probe (held-out choice, as the transfer protocol; coarser than its 45 values)
 LINEAR_PROBE_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
@@ -40,10 +40,10 @@ def parse_args(argv=None):
     p.add_argument('--work-dir', default=osp.join('work_dirs', 'demo'))
     p.add_argument('--config', default=DEMO_CONFIG, help='the recipe (a config file or a packaged config name)')
     p.add_argument('--train-per-class', type=int, default=500)
-    p.add_argument('--test-per-class', type=int, default=100)
+    p.add_argument('--test-per-class', type=int, default=200)
     g = p.add_argument_group('changes to the recipe for this run (default: the config\'s values)')
     g.add_argument('--epochs', type=int, help='epochs (warm-up: a tenth of them, then cosine)')
-    g.add_argument('--batch-size', type=int, help='batch (lr = 0.075 x sqrt(batch))')
+    g.add_argument('--batch-size', type=int, help="batch (the recipe's lr x sqrt(batch / its batch))")
     g.add_argument('--width', type=int, help='channels of the first ResNet-18 stage (64 = full)')
     g.add_argument('--knn-interval', type=int, help='epochs between kNN evaluations')
     g.add_argument('--max-minutes', type=float, help='training time budget (minutes)')
@@ -77,9 +77,10 @@ def build_config(args, data_root: str):
         w = args.width
         cfg.model.backbone.update(stem_channels=w, base_channels=w)
         cfg.model.neck.in_channels = 8 * w
-    if args.batch_size is not None:
+    if args.batch_size is not None:  # the recipe's lr scaled by the square root of the batch ratio
+        ratio = args.batch_size / cfg.train_dataloader.batch_size
         cfg.train_dataloader.batch_size = args.batch_size
-        cfg.optim_wrapper.optimizer.lr = round(0.075 * args.batch_size ** 0.5, 4)
+        cfg.optim_wrapper.optimizer.lr = round(cfg.optim_wrapper.optimizer.lr * ratio ** 0.5, 4)
         cfg.auto_scale_lr = dict(base_batch_size=args.batch_size)
     if args.epochs is not None:
         e, warmup = args.epochs, max(1, round(args.epochs / 10))

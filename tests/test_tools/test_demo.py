@@ -74,3 +74,22 @@ def test_demo_rejects_a_wrong_folder(tmp_path):
     from tools.demo import main
     with pytest.raises(FileNotFoundError, match='not a CIFAR-10 image folder'):
         main(['--data', str(tmp_path), '--work-dir', str(tmp_path / 'w')])
+
+
+def test_demo_flags_change_the_recipe_config_and_nothing_else():
+    """Unset flags keep the packaged recipe; --batch-size scales its lr by sqrt(batch ratio); --epochs keeps a tenth
+    of warm-up and a cosine that ends at the last epoch; --cfg-options reaches any other key."""
+    from mmengine.config import Config
+
+    from mmsimclr.utils.config_path import resolve_config
+    from tools.demo import DEMO_CONFIG, build_config, parse_args
+    recipe = Config.fromfile(resolve_config(DEMO_CONFIG))
+    same = build_config(parse_args([]), 'data/')
+    assert same.model == recipe.model and same.optim_wrapper == recipe.optim_wrapper
+    assert same.param_scheduler == recipe.param_scheduler and same.train_dataloader.dataset.data_root == 'data/'
+    cfg = build_config(parse_args(['--batch-size', str(recipe.train_dataloader.batch_size * 4), '--epochs', '30',
+                                   '--cfg-options', 'model.head.temperature=0.7']), 'data/')
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(recipe.optim_wrapper.optimizer.lr * 2, abs=1e-4)
+    assert [(s['begin'], s['end']) for s in cfg.param_scheduler] == [(0, 3), (3, 30)]
+    assert cfg.param_scheduler[1]['T_max'] == 27 and cfg.train_cfg.max_epochs == 30
+    assert cfg.model.head.temperature == 0.7 and recipe.model.head.temperature != 0.7

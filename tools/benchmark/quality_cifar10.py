@@ -31,7 +31,7 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_DATA = osp.join(osp.dirname(ROOT), 'shared', 'data', 'cifar10-jpeg.tar.gz')
-RECIPE = 'simclr_r18-w16_1xb128-coslr-20e_cifar10-demo'  # the demo's config (a packaged name)
+RECIPE = 'simclr_r18-w8_1xb128-coslr-26e_cifar10-demo'  # the demo's config (a packaged name)
 
 
 def parse_args(argv=None):
@@ -74,6 +74,9 @@ def build_config(args, data_root: str):
         'model.backbone.stem_channels': w, 'model.backbone.base_channels': w, 'model.neck.in_channels': 8 * w,
         'optim_wrapper.optimizer.lr': round(0.075 * batch ** 0.5, 4),  # the recipe's square-root scaling
         'auto_scale_lr.base_batch_size': batch, 'train_cfg.max_epochs': epochs, 'param_scheduler': schedule,
+        # the paper's CIFAR temperature and the default memory format, as this benchmark was measured (the demo
+        # recipe now uses T = 0.2 and channels-last for its 10-minute budget)
+        'model.head.temperature': 0.5, 'model.channels_last': False,
         'custom_hooks': [dict(knn, interval=10 ** 6, num_workers=args.workers)],
         'default_hooks.checkpoint': dict(type='CheckpointHook', interval=10 ** 6)})
     return cfg
