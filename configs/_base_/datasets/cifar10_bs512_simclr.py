@@ -15,13 +15,6 @@ train_pipeline = [
     dict(type='MultiView', num_views=2, transforms=[view_pipeline]),
     dict(type='PackInputs'),
 ]
-# loader pipeline when the views are made on the device (the _batchaug bases): decode only
-decode_pipeline = [
-    dict(type='LoadImageColor'),
-    dict(type='Resize', scale=(32, 32), keep_ratio=False, interpolation='area'),
-    dict(type='PackInputs'),
-]
-
 # evaluation (kNN monitor, knn_eval / t-SNE tools, inference_model / extract_features of these models): the image
 # squashed to the network's 32x32 input, as the CIFAR images already are
 test_pipeline = [
@@ -29,6 +22,8 @@ test_pipeline = [
     dict(type='Resize', scale=(32, 32), keep_ratio=False, interpolation='area'),
     dict(type='PackInputs'),
 ]
+# loader pipeline when the views are made on the device (the _batchaug bases): the same decode + squash
+decode_pipeline = test_pipeline
 
 train_dataloader = dict(
     batch_size=512,
