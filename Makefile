@@ -12,6 +12,10 @@ DATA ?= $(wildcard ../shared/data/cifar10-jpeg.tar.gz)
 NP1_VENV ?= .venv-numpy1
 NP1_PY := $(NP1_VENV)/bin/python
 NP1_STAMP := $(NP1_VENV)/.mmsimclr-installed
+# pytest-xdist workers for make test / test-fast (the CI machine has 2 cores); the tests that start process groups
+# run one at a time on one of them (tests/conftest.py)
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: setup setup-numpy1 test test-fast test-numpy1 demo clean
 
@@ -35,14 +39,14 @@ $(STAMP): setup.py setup.cfg requirements/runtime.txt requirements/torch.txt req
 	touch $@
 
 test: setup setup-numpy1
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q $(XDIST) tests
 	$(NP1_PY) -m pytest -q -m checkpoint tests
 
 test-numpy1: setup-numpy1
 	$(NP1_PY) -m pytest -q -m checkpoint tests
 
 test-fast: setup
-	$(PY) -m pytest -q tests -m "not slow"
+	$(PY) -m pytest -q $(XDIST) tests -m "not slow"
 
 demo: setup
 	$(PY) tools/demo.py $(if $(DATA),--data $(DATA))

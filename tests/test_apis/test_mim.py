@@ -22,6 +22,8 @@ import yaml
 
 from .conftest import REPO
 
+pytestmark = pytest.mark.shared_setup  # one worker makes the module fixture once
+
 if importlib.util.find_spec('mim') is None:
     pytest.skip('openmim is not installed (pip install openmim==0.3.9, listed in requirements/tests.txt)',
                 allow_module_level=True)
@@ -155,6 +157,7 @@ def test_mim_train_on_cpu_writes_a_checkpoint(installed, tiny_data, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.distributed
 def test_mim_train_pytorch_launcher_two_cpu_processes(installed, tiny_data, tmp_path):
     """``--launcher pytorch --gpus 2``: mim starts ``torch.distributed.launch --nproc_per_node=2``; without CUDA
     tools/train.py joins the two processes over gloo. 32 images, 16 per step on each rank: one step."""

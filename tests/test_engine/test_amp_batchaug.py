@@ -21,6 +21,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
+pytestmark = pytest.mark.shared_setup  # one worker makes the module fixture once
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = osp.join(ROOT, 'configs', 'simclr_r18_1xb16-coslr-2e_tiny.py')
 TINY_BATCHAUG = osp.join(ROOT, 'configs', 'simclr_r18_1xb16-coslr-2e_tiny_batchaug.py')

@@ -10,6 +10,8 @@ import tarfile
 
 import pytest
 
+pytestmark = pytest.mark.shared_setup  # one worker makes the module fixture once
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 

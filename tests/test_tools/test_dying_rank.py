@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.distributed
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = osp.join(ROOT, 'configs', 'simclr_r18_1xb16-coslr-2e_tiny.py')
 TIMEOUT_S = 20

@@ -22,6 +22,8 @@ import torch
 
 from mmsimclr.utils.checkpoint import safe_torch_load
 
+pytestmark = pytest.mark.distributed
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'tests', 'data', 'configs', 'simclr_r18_2xb8-coslr-2e_tiny-kill-rank1.py')
 LAUNCH_TIMEOUT_S = 240  # one dist_train.sh run (well under a minute on an idle 2-core machine)
@@ -88,7 +90,8 @@ def _dist_train(work, data, log, max_restarts, *options):
 @pytest.mark.slow
 def test_rank_killed_mid_epoch_group_restarts_and_matches_uninterrupted(tiny_data, tmp_path):
     ref_dir, work = str(tmp_path / 'reference'), str(tmp_path / 'elastic')
-    _, took_ref = _dist_train(ref_dir, tiny_data, str(tmp_path / 'reference.txt'), 0, 'custom_hooks=[]')
+    text_ref, took_ref = _dist_train(ref_dir, tiny_data, str(tmp_path / 'reference.txt'), 0, 'custom_hooks=[]')
+    assert 'Distributed training: True' in text_ref and "dist_cfg: {'backend': 'gloo'" in text_ref, text_ref[-3000:]
     reference = safe_torch_load(osp.join(ref_dir, 'epoch_2.pth'))['state_dict']
 
     text, took = _dist_train(work, tiny_data, str(tmp_path / 'elastic.txt'), 2)

@@ -11,6 +11,8 @@ import sys
 import pytest
 import torch
 
+pytestmark = pytest.mark.shared_setup  # one worker makes the module fixture once
+
 SECTIONS = ['nt-xent', 'lars', 'train-step', 'host-syncs', 'augmentation', 'global-bn', 'compile']
 
 

@@ -1,4 +1,5 @@
-"""End to end: tools/train.py and tools/dist_train.sh on a tiny config; checkpoints written, resumed, reloaded."""
+"""End to end: tools/train.py on a tiny config; checkpoints written, resumed, reloaded (tools/dist_train.sh with two
+ranks, a checkpoint and a resume: test_elastic_restart.py)."""
 import os
 import os.path as osp
 import subprocess
@@ -8,6 +9,8 @@ import pytest
 import torch
 
 from mmsimclr.registry import MODELS
+
+pytestmark = pytest.mark.shared_setup  # one worker makes the module fixture once
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = osp.join(ROOT, 'configs', 'simclr_r18_1xb16-coslr-2e_tiny.py')
@@ -56,21 +59,6 @@ def test_load_from_and_init_cfg_pretrained(trained, tiny_data, tmp_path):
     backbone.init_weights()
     state = torch.load(ckpt, weights_only=False)['state_dict']
     assert torch.equal(backbone.conv1.weight, state['backbone.conv1.weight'])
-
-
-@pytest.mark.slow
-def test_dist_train_two_cpu_processes_then_resume(tiny_data, tmp_path):
-    work = str(tmp_path / 'dist')
-    args = ['--work-dir', work, '--cfg-options', f'train_dataloader.dataset.data_root={tiny_data}',
-            'train_dataloader.batch_size=8']
-    env_port = {'PORT': str(29600 + os.getpid() % 300)}
-    os.environ.update(env_port)
-    out = run(['bash', 'tools/dist_train.sh', TINY, '2'] + args + ['train_cfg.max_epochs=1'])
-    assert 'Distributed training: True' in out and 'gloo' in out
-    assert os.path.isfile(osp.join(work, 'epoch_1.pth'))
-    out = run(['bash', 'tools/dist_train.sh', TINY, '2', '--resume', 'auto'] + args)
-    assert 'resumed epoch: 1' in out
-    assert os.path.isfile(osp.join(work, 'epoch_2.pth'))
 
 
 def test_mistyped_config_is_one_line_before_anything_heavy_is_imported(tmp_path):

@@ -10,6 +10,8 @@ import pytest
 import torch
 import torch.distributed as dist
 
+pytestmark = pytest.mark.distributed
+
 TIMEOUT_S = 3
 
 

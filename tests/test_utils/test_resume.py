@@ -127,6 +127,7 @@ def _resolving_rank(rank, port, work_dirs, output):
     os._exit(0)
 
 
+@pytest.mark.distributed
 def test_rank_0_chooses_and_every_rank_resumes_from_its_choice(tmp_path):
     import json
     import multiprocessing as mp

@@ -125,6 +125,7 @@ def _dist_worker(rank, world, port, repo_root, data_root, out_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.distributed
 def test_extract_features_ddp_embeds_each_image_once(repo_root, tiny_data, tmp_path):
     import socket
 
@@ -136,7 +137,8 @@ def test_extract_features_ddp_embeds_each_image_once(repo_root, tiny_data, tmp_p
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
-    mp.spawn(_dist_worker, args=(2, port, repo_root, tiny_data, str(tmp_path)), nprocs=2, join=True)
+    mp.start_processes(_dist_worker, args=(2, port, repo_root, tiny_data, str(tmp_path)), nprocs=2,
+                       start_method='fork')
     r0, r1 = (torch.load(tmp_path / f'rank{r}.pth', weights_only=True) for r in (0, 1))
     assert r0['embedded'] + r1['embedded'] == 50  # each image embedded by exactly one rank
     assert r0['embedded'] == 25

@@ -112,6 +112,7 @@ def _worker(rank, world_size, port, z_global, chunk_size, queue):
         torch.distributed.destroy_process_group()
 
 
+@pytest.mark.distributed
 def test_distributed_chunked_equals_single_process_global_batch():
     """2 gloo ranks, chunked: the mean of the rank losses and the gradients equal mmpretrain's on the global batch."""
     torch.manual_seed(4)
@@ -119,12 +120,9 @@ def test_distributed_chunked_equals_single_process_global_batch():
     v0, v1 = torch.randn(n, d), torch.randn(n, d)
     ref_loss, ref_grad = mmpretrain_loss_and_grads(v0, v1, 0.1)
     z = torch.stack([v0, v1], 1).flatten(0, 1)
-    ctx = mp.get_context('spawn')
+    ctx, port = mp.get_context('fork'), _free_port()  # forked: the ranks start without importing anything again
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(r, world, _free_port() if r == 0 else None, z, 5, queue))
-             for r in range(1)]
-    port = procs[0]._args[2]
-    procs.append(ctx.Process(target=_worker, args=(1, world, port, z, 5, queue)))
+    procs = [ctx.Process(target=_worker, args=(r, world, port, z, 5, queue)) for r in range(world)]
     for p in procs:
         p.start()
     results = dict((r, (l, g)) for r, l, g in (queue.get(timeout=60) for _ in range(world)))

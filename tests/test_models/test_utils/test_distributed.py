@@ -16,6 +16,8 @@ from mmsimclr.registry import MODELS
 
 from . import dist_workers
 
+pytestmark = pytest.mark.distributed
+
 WORLD = 2
 TINY_SIMCLR = dict(
     type='SimCLR',
@@ -56,9 +58,9 @@ def simclr_setup(tmp_path_factory):
 def run_ddp(tmp, use_mmpretrain_gather: bool):
     out = tmp / ('mmpretrain' if use_mmpretrain_gather else 'ours')
     out.mkdir(exist_ok=True)
-    mp.spawn(dist_workers.simclr_gradients, nprocs=WORLD,
-             args=(WORLD, free_port(), TINY_SIMCLR, str(tmp / 'state.pth'), str(tmp / 'views.pth'), str(out),
-                   use_mmpretrain_gather))
+    mp.start_processes(dist_workers.simclr_gradients, nprocs=WORLD, start_method='fork',
+                       args=(WORLD, free_port(), TINY_SIMCLR, str(tmp / 'state.pth'), str(tmp / 'views.pth'),
+                             str(out), use_mmpretrain_gather))
     return torch.load(out / 'grads.pth', weights_only=True), torch.load(out / 'state.pth', weights_only=True)
 
 
@@ -95,8 +97,8 @@ def global_bn_run(tmp_path_factory):
         bn.bias.uniform_(-1, 1)
     torch.save(x, tmp_path / 'x.pth')
     torch.save(bn.state_dict(), tmp_path / 'bn.pth')
-    mp.spawn(dist_workers.global_bn, nprocs=WORLD,
-             args=(WORLD, free_port(), str(tmp_path / 'x.pth'), str(tmp_path / 'bn.pth'), str(tmp_path)))
+    mp.start_processes(dist_workers.global_bn, nprocs=WORLD, start_method='fork',
+                       args=(WORLD, free_port(), str(tmp_path / 'x.pth'), str(tmp_path / 'bn.pth'), str(tmp_path)))
     return tmp_path, x, bn
 
 
