@@ -1,13 +1,14 @@
 # The `make demo` recipe (tools/demo.py): SimCLR on a 2-core CPU in 10 minutes of training, chosen by measurement
-# (README, "make demo": the sweep over images, width, epochs, batch, lr and temperature). CIFAR ResNet-18 at an
+# (README, "make demo": the sweep over images, width, epochs, batch, lr, temperature and crop). CIFAR ResNet-18 at an
 # eighth of the width (8 channels in the first stage, 64-d features); weights and activations channels-last
 # (oneDNN's faster convolutions: 20% (width 16) to 30% (width 8) less forward + backward time on this CPU);
 # projection head 64-1024-128; batch 128 on 1 process; LARS lr 1.7 = 0.15 x sqrt(128) (the paper's square-root
 # scaling for small batches, Appendix B.1, at twice its 0.075: +1.3 kNN points at this short schedule), wd 1e-6,
 # norm/bias excluded; 3 warm-up epochs + cosine, 26 epochs; T = 0.2 (a short schedule; the paper's CIFAR runs use
-# 0.5); views of the CIFAR-10 recipe (s = 0.5, no blur). The data: the class-balanced subset tools/demo.py links into
-# work_dirs/demo/data/ (train/<class>/*, test/<class>/*). kNN top-1 (k = 200, T = 0.1) before training and every
-# 4 epochs; training stops after an epoch once one more would pass 10 minutes (a busy machine), saving that epoch.
+# 0.5); views of the CIFAR-10 recipe (s = 0.5, no blur) with crops of 20-100% of the image (the paper: 8-100%).
+# The data: the class-balanced subset tools/demo.py links into work_dirs/demo/data/ (train/<class>/*, test/<class>/*).
+# kNN top-1 (k = 200, T = 0.1) before training and every 4 epochs; training stops after an epoch once one more would
+# pass 10 minutes (a busy machine), saving that epoch.
 _base_ = [
     '_base_/models/simclr_r18_cifar.py',
     '_base_/datasets/cifar10_bs512_simclr.py',
@@ -26,7 +27,16 @@ train_dataloader = dict(
     num_workers=1,
     persistent_workers=True,
     pin_memory=False,
-    dataset=dict(data_root=data_root))
+    dataset=dict(
+        data_root=data_root,
+        # the CIFAR-10 views with a milder crop: 20-100% of the image instead of 8-100% (the README's run H: kNN 45.8
+        # against 44.5, ahead at every evaluation from epoch 4 on)
+        pipeline=[
+            _base_.train_pipeline[0],
+            dict(_base_.train_pipeline[1],
+                 transforms=[[dict(_base_.view_pipeline[0], scale=(0.2, 1.0)), _base_.view_pipeline[1]]]),
+            _base_.train_pipeline[2],
+        ]))
 
 optim_wrapper = dict(optimizer=dict(lr=1.7))
 param_scheduler = [

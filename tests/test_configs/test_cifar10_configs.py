@@ -29,6 +29,17 @@ def test_recipe_config(repo_root, epochs):
     assert (hook.k, hook.temperature) == (200, 0.1)
 
 
+def test_demo_views_differ_from_the_recipe_only_in_the_crop(repo_root):
+    """The demo recipe takes the CIFAR-10 views from their base and only narrows the crop to 20-100%."""
+    recipe = _cfg(repo_root, 'simclr_r18_1xb512-coslr-200e_cifar10.py').train_dataloader.dataset.pipeline
+    demo = _cfg(repo_root, 'simclr_r18-w8_1xb128-coslr-26e_cifar10-demo.py').train_dataloader.dataset.pipeline
+    (crop, *rest), (demo_crop, *demo_rest) = recipe[1].transforms[0], demo[1].transforms[0]
+    assert crop.scale == (0.08, 1.0) and demo_crop.scale == (0.2, 1.0)
+    assert dict(demo_crop, scale=crop.scale) == crop and demo_rest == rest
+    assert [demo[0], dict(demo[1], transforms=None), demo[2]] == [recipe[0], dict(recipe[1], transforms=None),
+                                                                  recipe[2]]
+
+
 def test_recipe_model_has_cifar_stem(repo_root):
     from mmsimclr.registry import MODELS
     model = MODELS.build(_cfg(repo_root, 'simclr_r18_1xb512-coslr-200e_cifar10.py').model)
