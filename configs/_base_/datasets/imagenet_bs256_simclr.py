@@ -1,4 +1,6 @@
-# ImageNet in mmpretrain's layout: data/imagenet/{train,val}/..., data/imagenet/meta/{train,val}.txt
+# ImageNet in mmpretrain's layout: data/imagenet/{train,val}/..., data/imagenet/meta/{train,val}.txt; evaluation
+# (test_pipeline): imagenet_eval.py
+_base_ = ['imagenet_eval.py']
 dataset_type = 'ImageNet'
 data_root = 'data/imagenet/'
 
@@ -25,15 +27,6 @@ train_pipeline = [
 decode_pipeline = [
     dict(type='LoadImageColor', min_side=320),
     dict(type='Resize', scale=(320, 320), keep_ratio=False, interpolation='area'),
-    dict(type='PackInputs'),
-]
-
-# evaluation (kNN monitor, knn_eval / t-SNE tools, inference_model / extract_features of these models): shorter
-# side resized to 256, centre crop 224
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=256, edge='short', backend='pillow'),
-    dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),
 ]
 

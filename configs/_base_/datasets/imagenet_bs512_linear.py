@@ -1,5 +1,6 @@
 # ImageNet for linear evaluation (paper, Appendix B.6): random resized crop + flip for training,
-# resize 256 + centre crop 224 for evaluation
+# resize 256 + centre crop 224 for evaluation (test_pipeline: imagenet_eval.py)
+_base_ = ['imagenet_eval.py']
 dataset_type = 'ImageNet'
 data_root = 'data/imagenet/'
 
@@ -7,12 +8,6 @@ train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='RandomResizedCrop', scale=224, backend='pillow'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=256, edge='short', backend='pillow'),
-    dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),
 ]
 
@@ -29,7 +24,7 @@ val_dataloader = dict(
     persistent_workers=True,
     pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, data_root=data_root, split='val', pipeline=test_pipeline))
+    dataset=dict(type=dataset_type, data_root=data_root, split='val', pipeline=_base_.test_pipeline))
 val_evaluator = dict(type='Accuracy', topk=(1, 5))
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator
