@@ -26,6 +26,7 @@ def test_benchmark_config_keeps_the_recipe_views_and_temperature(quality, tmp_pa
     assert cfg.train_dataloader.dataset.pipeline == recipe.train_dataloader.dataset.pipeline  # crops of 8-100%
     assert cfg.model.head.temperature == recipe.model.head.temperature == 0.5
     assert cfg.model.channels_last is False
-    assert (cfg.model.backbone.base_channels, cfg.model.neck.in_channels, cfg.model.neck.hid_channels) == (16, 128, 1024)
+    neck = cfg.model.neck
+    assert (cfg.model.backbone.base_channels, neck.in_channels, neck.hid_channels) == (16, 128, 1024)
     assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.075 * 128 ** 0.5, abs=1e-4)
     assert cfg.train_dataloader.dataset.data_root == str(tmp_path / 'data') and cfg.train_cfg.max_epochs == 30
