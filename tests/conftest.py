@@ -52,3 +52,46 @@ def pytest_configure(config):
     if config.getoption('dist', None) == 'loadgroup' and tuple(map(int, pytest.__version__.split('.')[:2])) >= (9, 2):
         raise pytest.UsageError(f'pytest {pytest.__version__} with pytest-xdist ignores --dist loadgroup\'s groups: '
                                 "pip install -r requirements/tests.txt (pytest<9.2), or run without -n")
+
+
+def make_mixed_image_folder(root: str) -> dict:
+    """An unlabelled folder as users have them: images at the root and nested (``a/``, ``a/b/``, ``c/``); jpg, JPEG,
+    png, PNG, webp, bmp and tif; colour, grayscale, RGBA and 16-bit; sizes from 24 to 64 pixels. Ignored: a hidden
+    file, a hidden folder, a text file and a ``.bak``. One corrupt ``.jpg``. Returns ``{'images': relative paths of
+    the readable images (sorted), 'broken': [the corrupt one]}``."""
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for sub in ('a/b', 'c', '.cache'):
+        os.makedirs(osp.join(root, sub), exist_ok=True)
+
+    def rgb(h, w):
+        return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+    images = {}
+    for i in range(6):
+        images[f'root_{i}.jpg'] = rgb(32 + i, 40)
+    for i in range(5):
+        images[f'a/gray_{i}.PNG'] = Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8))
+        images[f'a/b/rgba_{i}.png'] = Image.fromarray(rng.integers(0, 256, (36, 30, 4), dtype=np.uint8))
+        images[f'c/photo_{i}.JPEG'] = rgb(64, 48)
+    images['c/deep16.tif'] = Image.fromarray(rng.integers(0, 65536, (30, 30), dtype=np.uint16))
+    images['c/web.webp'] = rgb(24, 24)
+    images['c/bitmap.bmp'] = rgb(26, 26)
+    for rel, img in images.items():
+        img.save(osp.join(root, rel))
+    rgb(32, 32).save(osp.join(root, '.hidden.jpg'))
+    rgb(32, 32).save(osp.join(root, '.cache', 'thumb.jpg'))
+    with open(osp.join(root, 'notes.txt'), 'w') as f:
+        f.write('not an image')
+    rgb(32, 32).save(osp.join(root, 'c', 'old.jpg.bak'), format='JPEG')
+    with open(osp.join(root, 'c', 'broken.jpg'), 'wb') as f:
+        f.write(b'\xff\xd8\xff\xe0 this is not a JPEG')
+    return dict(images=sorted(images), broken=['c/broken.jpg'])
+
+
+@pytest.fixture(scope='session')
+def mixed_image_folder(tmp_path_factory):
+    """``(root, info)`` of :func:`make_mixed_image_folder` (24 readable images, 1 broken)."""
+    root = str(tmp_path_factory.mktemp('mixed_images'))
+    return root, make_mixed_image_folder(root)

@@ -32,7 +32,8 @@ def parse_args(argv=None):
                         help='torch.compile the training step (mmengine cfg.compile=True); the first '
                         'iterations are slow while compiling')
     parser.add_argument('--auto-scale-lr', action='store_true',
-                        help='scale the lr linearly with the actual total batch size')
+                        help='scale the lr with the actual total batch size by the config\'s auto_scale_lr.rule: '
+                        '"linear" (mmengine\'s, the default) or "sqrt" (SimCLR\'s for small batches)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. train_dataloader.batch_size=64')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',

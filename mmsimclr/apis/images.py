@@ -20,7 +20,7 @@ import numpy as np
 from mmengine.dataset import Compose
 from PIL import Image
 
-from mmsimclr.datasets.image_folder import IMAGE_EXTENSIONS
+from mmsimclr.datasets.image_folder import IMAGE_EXTENSIONS, list_images
 from mmsimclr.datasets.transforms.load_image_color import BadImageError, jpeg_is_truncated
 from mmsimclr.evaluation.pipelines import DEFAULT_EVAL_PIPELINE, eval_pipeline_of
 from mmsimclr.registry import TRANSFORMS
@@ -97,10 +97,10 @@ def to_bgr_array(image) -> np.ndarray:
 
 
 def expand_images(images: Union[ImageLike, Sequence[ImageLike]]) -> List[ImageLike]:
-    """A list of images from one image, a sequence of them, or a folder (its image files, sorted, recursively)."""
+    """A list of images from one image, a sequence of them, or a folder (its image files, sorted, recursively;
+    see :func:`mmsimclr.datasets.image_folder.list_images`)."""
     if isinstance(images, (str, os.PathLike)) and osp.isdir(images):
-        found = sorted(osp.join(root, name) for root, _, names in os.walk(images) for name in names
-                       if name.lower().endswith(IMAGE_EXTENSIONS))
+        found = [osp.join(images, rel) for rel in list_images(images)]  # nested, hidden files left out
         if not found:
             raise FileNotFoundError(f'Folder {images} holds no image files ({", ".join(IMAGE_EXTENSIONS)})')
         return found

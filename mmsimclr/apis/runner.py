@@ -11,17 +11,21 @@ What either tool needs before any real work, in this order. :func:`setup_process
 4. check the config (unknown types, missing data of the phase, name/value contradictions, shape mismatches) and
    exit with every problem named;
 5. start a gloo process group where a launcher asks for one and there is no GPU;
-6. build the Runner.
+6. cache the file list of an :class:`~mmsimclr.datasets.UnlabeledImageFolder` with the work dir
+   (``<work_dir>/file_list.txt``: listed once, by rank 0);
+7. build the Runner (:class:`~mmsimclr.engine.SimCLRRunner`: mmengine's, plus ``auto_scale_lr.rule='sqrt'``).
 
 :func:`lost_rank_guard` then wraps ``runner.train()`` / ``runner.test()``: a rank that died or hung ends the others
 promptly with one clear message (see :func:`mmsimclr.utils.dist.exit_when_a_rank_is_lost`).
 """
+import os.path as osp
 import sys
 from typing import Iterable
 
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from mmsimclr.registry import RUNNERS
 from mmsimclr.utils.config_check import ConfigError, check_config
 from mmsimclr.utils.dist import (DeviceError, check_device, exit_when_a_rank_is_lost, fit_loader_workers,
                                  init_cpu_dist_if_needed)
@@ -63,10 +67,27 @@ def build_runner(cfg: Config, config_path: str, launcher: str = 'none', phase: s
         sys.exit(f'Config error: {e}')
     if init_cpu_dist_if_needed(launcher, timeout_s=dist_timeout(cfg)):
         cfg.env_cfg.dist_cfg.backend = 'gloo'
-    runner = Runner.from_cfg(cfg)
+    cache_folder_listing(cfg)
+    if cfg.get('runner_type'):
+        runner = RUNNERS.build(cfg)
+    else:
+        from mmsimclr.engine.runner import SimCLRRunner
+        runner = SimCLRRunner.from_cfg(cfg)
     if workers_note:
         runner.logger.warning(workers_note)
     return runner
+
+
+def cache_folder_listing(cfg: Config) -> None:
+    """Give every ``UnlabeledImageFolder`` of the training data (wrappers looked through) that has no
+    ``file_list`` the work dir's ``file_list.txt``: the folder is listed once per run, by rank 0."""
+    node = (cfg.get('train_dataloader') or {}).get('dataset')
+    while isinstance(node, dict):
+        if str(node.get('type', '')).split('.')[-1] == 'UnlabeledImageFolder':
+            if node.get('file_list') is None and cfg.get('work_dir'):
+                node['file_list'] = osp.join(cfg.work_dir, 'file_list.txt')
+            return
+        node = node.get('dataset')
 
 
 def lost_rank_guard(runner: Runner):

@@ -9,7 +9,7 @@ Under distributed training :func:`extract_dataset_features` lets each rank embed
 and gathers the shards with ``mmengine.dist`` collectives, so every image is embedded exactly once.
 """
 import time
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from mmengine import dist
@@ -76,12 +76,21 @@ def extract_dataset_features(model,
                              feature: str = 'feat',
                              progress: bool = True,
                              logger=None,
-                             desc: str = 'features') -> Tuple[torch.Tensor, torch.Tensor]:
+                             desc: str = 'features',
+                             embed_fn: Optional[Callable[[torch.nn.Module, dict], torch.Tensor]] = None,
+                             missing: str = 'raise') -> Tuple[torch.Tensor, torch.Tensor]:
     """Embed every image of ``dataloader.dataset`` once, across all ranks.
 
     The model is put in eval mode (batch norm uses its running statistics) and restored afterwards. Each rank
     embeds the batches its sampler gives it; features, labels and ``sample_idx`` are gathered from all ranks and
     placed in dataset order (padding duplicates added by the sampler overwrite identical rows).
+
+    ``embed_fn(model, batch) -> (B, D)`` replaces :func:`embed_batch` (and ``feature``) as the per-batch embedder,
+    e.g. to embed several augmented views of each image side by side.
+
+    ``missing``: what to do when some samples were never embedded -- mmengine's dataset replaces a sample whose
+    image cannot be read (``LoadImageColor`` skips it) by another one -- ``'raise'`` (RuntimeError) or ``'drop'``
+    (their rows are left out of the result).
 
     Returns:
         ``feats (len(dataset), D)`` float32 on the CPU and ``labels (len(dataset),)`` int64 (-1 where a sample
@@ -96,7 +105,8 @@ def extract_dataset_features(model,
     feats, labels, indices = [], [], []
     try:
         for data in dataloader:
-            feats.append(embed_batch(model_, data, feature).float().cpu())
+            out = embed_fn(model_, data) if embed_fn is not None else embed_batch(model_, data, feature)
+            feats.append(out.float().cpu())
             samples = data['data_samples']
             labels.append(torch.tensor([int(s.gt_label[0]) if 'gt_label' in s else -1 for s in samples]))
             indices.append(torch.tensor([int(s.sample_idx) for s in samples]))
@@ -123,7 +133,9 @@ def extract_dataset_features(model,
     out_labels[meta[:, 0]] = meta[:, 1]
     seen = torch.zeros(n, dtype=torch.bool)
     seen[meta[:, 0]] = True
-    if not bool(seen.all()):
+    if not bool(seen.all()) and missing == 'drop':
+        out_feats, out_labels = out_feats[seen], out_labels[seen]
+    elif not bool(seen.all()):
         raise RuntimeError(f'extract_dataset_features: {int((~seen).sum())} of {n} samples were not embedded; the '
                            'dataloader sampler must cover the whole dataset (use DefaultSampler with shuffle=False)')
     if logger is not None:

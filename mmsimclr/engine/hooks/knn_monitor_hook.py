@@ -10,6 +10,11 @@ The accuracy goes to the logger, to the message hub (``knn/top1``) and to the vi
 (``visualizer.add_scalars``: the ``vis_data/scalars.json`` of ``LocalVisBackend``, TensorBoard...). Under DDP each
 rank embeds its shard of both sets once; the shards are all-gathered, each rank classifies a disjoint part of the
 test set and the correct counts are summed with ``all_reduce``.
+
+**A monitor never ends a run.** When the data cannot be classified -- no labels (an
+:class:`~mmsimclr.datasets.UnlabeledImageFolder`, a flat folder), no test split to find -- the hook says so in one
+log line before training and stays off; any other error while evaluating is logged with its reason and turns the
+hook off. Training and checkpointing go on (:class:`LabelFreeMonitorHook` measures progress without labels).
 """
 import time
 from typing import List, Optional
@@ -21,6 +26,18 @@ from mmengine.hooks import Hook
 from mmsimclr.evaluation.embedding import build_eval_loader, build_subset, derive_dataset_cfg
 from mmsimclr.evaluation.knn import extract_features, knn_predict
 from mmsimclr.registry import HOOKS
+
+
+class _NotClassifiable(ValueError):
+    """The data the hook would use has no labels or no test split: the hook is skipped, not an error."""
+
+
+def _has_labels(dataset) -> bool:
+    """Whether the dataset's samples carry a ``gt_label`` (read from its annotations, no image is decoded)."""
+    if len(dataset) == 0:
+        return False
+    info = dataset.get_data_info(0) if hasattr(dataset, 'get_data_info') else {}
+    return info.get('gt_label') is not None
 
 @torch.no_grad()
 def distributed_knn_top1(train_feats: torch.Tensor, train_labels: torch.Tensor, test_feats: torch.Tensor,
@@ -93,6 +110,8 @@ class KNNMonitorHook(Hook):
         self.eval_before_train, self.progress, self.seed = eval_before_train, progress, seed
         self._loaders = None
         self._evaluated_epoch: Optional[int] = None  # epochs completed at the last evaluation
+        self.last_top1: Optional[float] = None
+        self._off_reason: Optional[str] = None  # set when the hook is skipped or turned off
 
     def _build_loaders(self, runner):
         if self._loaders is not None:
@@ -108,9 +127,15 @@ class KNNMonitorHook(Hook):
             if train_cfg is None:
                 train_cfg = derive_dataset_cfg(loader_cfg['dataset'], 'train', pipeline)
             if test_cfg is None:
-                test_cfg = derive_dataset_cfg(loader_cfg['dataset'], self.test_split, pipeline)
+                try:
+                    test_cfg = derive_dataset_cfg(loader_cfg['dataset'], self.test_split, pipeline)
+                except ValueError as e:
+                    raise _NotClassifiable(f'the training data has no {self.test_split!r} split to classify') from e
         train_set = build_subset(train_cfg, self.num_train, self.seed)
         test_set = build_subset(test_cfg, self.num_test, self.seed + 1)
+        for name, dataset in (('memory-bank', train_set), ('query', test_set)):
+            if not _has_labels(dataset):
+                raise _NotClassifiable(f'the {name} images have no labels ({type(dataset).__name__})')
         self._loaders = (build_eval_loader(train_set, self.batch_size, self.num_workers),
                          build_eval_loader(test_set, self.batch_size, self.num_workers))
         runner.logger.info(f'KNNMonitorHook: memory bank {len(train_set)} images, queries {len(test_set)} images, '
@@ -126,13 +151,14 @@ class KNNMonitorHook(Hook):
         test_feats, test_labels = extract_features(runner.model, test_loader, self.feature, self.progress,
                                                    desc='kNN queries')
         if (train_labels < 0).any() or (test_labels < 0).any():
-            raise ValueError('KNNMonitorHook needs labelled datasets (gt_label); the kNN datasets have none')
+            raise _NotClassifiable('the images have no labels (gt_label)')
         classes = getattr(train_loader.dataset, 'CLASSES', None) or \
             train_loader.dataset.metainfo.get('classes')
         top1 = distributed_knn_top1(train_feats, train_labels, test_feats, test_labels,
                                     len(classes) if classes else None, self.k, self.temperature)
         seconds = time.time() - start
         self._evaluated_epoch = epoch
+        self.last_top1 = top1
         runner.message_hub.update_scalar('knn/top1', top1)
         runner.visualizer.add_scalars({'knn/top1': top1, 'knn/epoch': epoch, 'knn/time_s': seconds},
                                       step=runner.iter)
@@ -140,16 +166,35 @@ class KNNMonitorHook(Hook):
                            f'{len(train_feats)} bank / {len(test_feats)} queries, {seconds:.1f} s)')
         return top1
 
+    def _safely(self, runner, epoch: Optional[int]) -> None:
+        """:meth:`evaluate` (``epoch`` None: only build the loaders) unless the hook is off; a failure turns it off
+        with one log line instead of ending the run."""
+        if self._off_reason is not None:
+            return
+        try:
+            if epoch is None:
+                self._build_loaders(runner)
+            else:
+                self.evaluate(runner, epoch)
+        except _NotClassifiable as e:
+            self._off_reason = str(e)
+            runner.logger.info(f'KNNMonitorHook: skipped for this run: {e}. kNN accuracy needs labelled data with '
+                               'a test split (LabelFreeMonitorHook measures progress without labels).')
+        except Exception as e:  # a monitor must never end a run
+            self._off_reason = f'{type(e).__name__}: {e}'
+            runner.logger.warning(f'KNNMonitorHook: turned off for the rest of this run: {self._off_reason}')
+
     def before_train(self, runner) -> None:
         self._evaluated_epoch = None
+        self._safely(runner, None)  # find out now (one log line) whether the data can be classified at all
         if self.eval_before_train and runner.epoch == 0:
-            self.evaluate(runner, 0)
+            self._safely(runner, 0)
 
     def after_train_epoch(self, runner) -> None:
         if self.every_n_epochs(runner, self.interval) or self.is_last_train_epoch(runner):
-            self.evaluate(runner, runner.epoch + 1)  # epochs completed (runner.epoch is 0-based here)
+            self._safely(runner, runner.epoch + 1)  # epochs completed (runner.epoch is 0-based here)
 
     def after_train(self, runner) -> None:
         # training stopped before its planned last epoch (TimeBudgetHook, early stopping): evaluate the final model
         if runner.epoch > 0 and self._evaluated_epoch != runner.epoch:
-            self.evaluate(runner, runner.epoch)  # runner.epoch = epochs completed once the loop has ended
+            self._safely(runner, runner.epoch)  # runner.epoch = epochs completed once the loop has ended

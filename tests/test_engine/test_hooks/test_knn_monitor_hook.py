@@ -56,6 +56,9 @@ def counting_hook(**kwargs):
     from mmsimclr.engine.hooks import KNNMonitorHook
 
     class Counting(KNNMonitorHook):
+        def _build_loaders(self, runner):
+            return None
+
         def evaluate(self, runner, epoch):
             self.epochs.append(epoch)
             self._evaluated_epoch = epoch
