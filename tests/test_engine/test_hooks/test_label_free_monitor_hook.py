@@ -107,3 +107,21 @@ def test_collapse_rule():
     hook.history.append(dict(row, epoch=2, rankme=100.0))
     assert 'dimensional collapse' in hook.collapse_warnings(dict(row, epoch=3, rankme=45.0))[0]
     assert 'bunched together' in hook.collapse_warnings(dict(row, epoch=3, rankme=90.0, uniformity=-0.5))[0]
+
+
+def test_report_tool_tabulates_the_run_and_correlates_with_knn(folder_run, capsys):
+    from tools.analysis import label_free_report as report
+    work = folder_run[0]
+    rows = report.epoch_rows(report.log_dir_of(work))
+    logged = [r for r in scalar_rows(work) if 'labelfree/rankme' in r]
+    assert [r['epoch'] for r in rows] == [0, 1]
+    assert [r['rankme'] for r in rows] == [r['labelfree/rankme'] for r in logged]
+    assert rows[0]['loss'] is None and rows[1]['loss'] > 0 and rows[1]['knn'] is None
+    report.main([work, '--png', osp.join(work, 'again.png')])
+    out = capsys.readouterr().out
+    assert out.startswith('| epoch | loss | RankMe |') and '\n| 1 | ' in out and 'Spearman' not in out
+    synthetic = [dict(epoch=e, rankme=r, alignment=a, uniformity=-e, contrast_acc=c, loss=None, knn=k)
+                 for e, r, a, c, k in [(0, 5, .1, 1, 20), (1, 9, .5, 4, 30), (2, 12, .4, 6, 35), (3, 11, .3, 7, 36)]]
+    rho = report.spearman(synthetic)
+    assert rho['contrast_acc'] == pytest.approx(1.0) and rho['uniformity'] == pytest.approx(-1.0)
+    assert rho['rankme'] == pytest.approx(0.8)
