@@ -28,17 +28,26 @@ Why a custom ``autograd.Function``: written as a chain of element-wise tensor op
 three times under bf16 autocast (measured on ResNet-50), which does not fit a 256-image ResNet-50 batch on an 80 GB
 GPU. The function keeps only what BatchNorm keeps: the input (in its own dtype), and per-channel mean and invstd.
 
-Kernels: on CUDA torch's fused batch-norm kernels (``batch_norm_stats``, ``batch_norm_gather_stats_with_counts``,
-``batch_norm_elemt``, ``batch_norm_backward_reduce``, ``batch_norm_backward_elemt`` -- those ``SyncBatchNorm``
-uses, so the cost is SyncBatchNorm's). Those have no CPU kernels; elsewhere (CPU; other devices untested) the
-statistics come from ``batch_norm_update_stats``, the element-wise passes from BatchNorm's own fused inference
-kernel (``torch.batch_norm`` with ``training=False`` and the global statistics) and the backward sums from
-``native_batch_norm_backward`` (its grad_weight and grad_bias are exactly sum g * xhat and sum g).
+Kernels: one code path on every device -- the one CI runs with 2 gloo ranks on CPU. The statistics come from
+``batch_norm_update_stats`` (BatchNorm's own one-pass kernel), the element-wise passes from BatchNorm's fused
+inference kernel (``torch.batch_norm`` with ``training=False`` and the global statistics) and the backward sums
+from ``native_batch_norm_backward`` (its grad_weight and grad_bias are exactly sum g * xhat and sum g); each has
+CPU and CUDA kernels. There is deliberately no CUDA-only branch (an earlier one rebuilt ``SyncBatchNorm`` from
+``batch_norm_stats`` / ``batch_norm_gather_stats_with_counts`` / ``batch_norm_elemt`` / ``batch_norm_backward_*`` and
+never ran in a test), and the collectives are ``all_gather`` (list form) and ``all_reduce``, which gloo and NCCL both
+run, instead of NCCL-only ``all_gather_into_tensor``: the statistics rows are ``2C + 1`` numbers, so the list form
+costs nothing measurable.
+
+Saved for backward, on any device: the input (in its own dtype, the tensor BatchNorm2d saves too) and two
+``(C,)`` vectors (mean, invstd); the float32 copy of a reduced-precision input made for the statistics and the
+output are not saved. So the saved activations are BatchNorm2d's plus ``2C`` floats per layer (BatchNorm2d itself
+saves ``save_mean``/``save_invstd`` of the same size): measured equal on CPU
+(``tests/test_models/test_utils/test_distributed.py``), and the same by construction on CUDA since the autograd
+function and its ``save_for_backward`` are the same code.
 
 Input ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)`` (any memory format); output has the same shape, dtype and memory
 format (as BatchNorm under autocast: the input's dtype). State-dict keys are BatchNorm's.
-On CUDA every rank must hold at least one sample (as with ``SyncBatchNorm``, which would need a host sync to drop
-empty ranks); the CPU path also accepts empty local batches.
+A rank may hold an empty local batch (its statistics count zero).
 """
 from typing import Optional, Tuple
 
@@ -58,12 +67,9 @@ def _memory_format(x: torch.Tensor) -> torch.memory_format:
 
 
 def _all_gather_rows(row: torch.Tensor, world_size: int) -> torch.Tensor:
-    """``(K,)`` on every rank -> ``(world_size, K)``, rank-major (not differentiable; used inside the Function)."""
+    """``(K,)`` on every rank -> ``(world_size, K)``, rank-major (not differentiable; used inside the Function).
+    The list form of ``all_gather``: gloo and NCCL alike."""
     row = row.contiguous()
-    if dist.get_backend() == 'nccl':
-        out = row.new_empty(world_size * row.numel())
-        dist.all_gather_into_tensor(out, row)
-        return out.view(world_size, -1)
     parts = [torch.empty_like(row) for _ in range(world_size)]
     dist.all_gather(parts, row)
     return torch.stack(parts)
@@ -91,33 +97,22 @@ class _GlobalBatchNormFunction(torch.autograd.Function):
         x = x.contiguous(memory_format=fmt)
         count = x.numel() // c if c else 0
         with torch.autocast(x.device.type, enabled=False):
-            if x.is_cuda:
-                local_mean, local_invstd = torch.batch_norm_stats(x, eps)  # float32 for reduced-precision input
-                row = torch.cat([local_mean, local_invstd, local_mean.new_full((1, ), count)])
-                stats = _all_gather_rows(row, world_size)
-                counts = stats[:, 2 * c]
-                mean, invstd = torch.batch_norm_gather_stats_with_counts(
-                    x, stats[:, :c].contiguous(), stats[:, c:2 * c].contiguous(), running_mean, running_var,
-                    momentum, eps, counts)
-                y = torch.batch_norm_elemt(x, weight, bias, mean, invstd, eps)
-                ctx.counts = counts.to(torch.int32)
-            else:
-                if count == 0:
-                    local_mean = local_var = x.new_zeros(c, dtype=acc)
-                else:  # BatchNorm's own statistics kernel (one pass, any memory format), in float32 or float64
-                    local_mean, local_var = torch.batch_norm_update_stats(x.to(acc), None, None, 0.0)
-                row = torch.cat([local_mean, local_var, local_mean.new_full((1, ), count)])
-                mean, var, total = _combine(_all_gather_rows(row, world_size), c)
-                if running_mean is not None:
-                    unbiased = var * (total / (total - 1).clamp_min(1))
-                    running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
-                    running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
-                w = None if weight is None else weight.to(acc)
-                b = None if bias is None else bias.to(acc)
-                # BatchNorm's fused inference kernel applied with the global statistics
-                y = torch.batch_norm(x, w, b, mean, var, False, 0.0, eps, False)
-                invstd = torch.rsqrt(var + eps)
-                ctx.total = float(total)
+            if count == 0:
+                local_mean = local_var = x.new_zeros(c, dtype=acc)
+            else:  # BatchNorm's own statistics kernel (one pass, any memory format), in float32 or float64
+                local_mean, local_var = torch.batch_norm_update_stats(x.to(acc), None, None, 0.0)
+            row = torch.cat([local_mean, local_var, local_mean.new_full((1, ), count)])
+            mean, var, total = _combine(_all_gather_rows(row, world_size), c)
+            if running_mean is not None:
+                unbiased = var * (total / (total - 1).clamp_min(1))
+                running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
+                running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
+            w = None if weight is None else weight.to(acc)
+            b = None if bias is None else bias.to(acc)
+            # BatchNorm's fused inference kernel applied with the global statistics
+            y = torch.batch_norm(x, w, b, mean, var, False, 0.0, eps, False)
+            invstd = torch.rsqrt(var + eps)
+            ctx.total = total  # a 0-d tensor on x's device: no host sync
         ctx.eps = eps
         ctx.save_for_backward(x, weight, mean, invstd)
         return y
@@ -130,33 +125,22 @@ class _GlobalBatchNormFunction(torch.autograd.Function):
         grad_y = grad_y.contiguous(memory_format=_memory_format(x))
         grad_x = grad_w = grad_b = None
         with torch.autocast(x.device.type, enabled=False):
-            if x.is_cuda:
-                sum_dy, sum_dy_xmu, grad_w, grad_b = torch.batch_norm_backward_reduce(
-                    grad_y, x, mean, invstd, weight, need_x, need_w and weight is not None,
-                    need_b and weight is not None)
-                if need_x:
-                    sums = torch.cat([sum_dy, sum_dy_xmu])
-                    dist.all_reduce(sums, op=dist.ReduceOp.SUM)
-                    sum_dy, sum_dy_xmu = sums.chunk(2)
-                    grad_x = torch.batch_norm_backward_elemt(grad_y, x, mean, invstd, weight, sum_dy, sum_dy_xmu,
-                                                             ctx.counts)
-            else:
-                _, sum_dy_xhat, sum_dy = torch.ops.aten.native_batch_norm_backward(
-                    grad_y, x, None, None, None, mean, invstd, True, ctx.eps, [False, True, True])
-                grad_w, grad_b = sum_dy_xhat, sum_dy  # local sums (the all-reduce below works on a copy)
-                if need_x:
-                    sums = torch.cat([sum_dy, sum_dy_xhat])
-                    dist.all_reduce(sums, op=dist.ReduceOp.SUM)
-                    sum_dy, sum_dy_xhat = sums.chunk(2)
-                    scale = invstd if weight is None else invstd * weight.to(invstd.dtype)
-                    # dL/dx = scale * g - k * (x - mean) - scale * mean(g), k = scale * invstd * mean(g * xhat):
-                    # BatchNorm's inference kernel gives the last two terms (one pass), addcmul_ adds scale * g
-                    k = scale * invstd * (sum_dy_xhat / ctx.total)
-                    xa = x.to(invstd.dtype)  # float32 arithmetic for reduced-precision input
-                    grad_x = torch.batch_norm(xa, -k, -scale * (sum_dy / ctx.total), mean, torch.ones_like(mean),
-                                              False, 0.0, 0.0, False)
-                    shape = [1, -1] + [1] * (x.dim() - 2)
-                    grad_x = grad_x.addcmul_(grad_y, scale.view(shape)).to(x.dtype)
+            _, sum_dy_xhat, sum_dy = torch.ops.aten.native_batch_norm_backward(
+                grad_y, x, None, None, None, mean, invstd, True, ctx.eps, [False, True, True])
+            grad_w, grad_b = sum_dy_xhat, sum_dy  # local sums (the all-reduce below works on a copy)
+            if need_x:
+                sums = torch.cat([sum_dy, sum_dy_xhat])
+                dist.all_reduce(sums, op=dist.ReduceOp.SUM)
+                sum_dy, sum_dy_xhat = sums.chunk(2)
+                scale = invstd if weight is None else invstd * weight.to(invstd.dtype)
+                # dL/dx = scale * g - k * (x - mean) - scale * mean(g), k = scale * invstd * mean(g * xhat):
+                # BatchNorm's inference kernel gives the last two terms (one pass), addcmul_ adds scale * g
+                k = scale * invstd * (sum_dy_xhat / ctx.total)
+                xa = x.to(invstd.dtype)  # float32 arithmetic for reduced-precision input
+                grad_x = torch.batch_norm(xa, -k, -scale * (sum_dy / ctx.total), mean, torch.ones_like(mean),
+                                          False, 0.0, 0.0, False)
+                shape = [1, -1] + [1] * (x.dim() - 2)
+                grad_x = grad_x.addcmul_(grad_y, scale.view(shape)).to(x.dtype)
         if weight is None or not need_w:
             grad_w = None
         if weight is None or not need_b:

@@ -3,7 +3,9 @@
 In one process the global batch is the local batch, so the global path (statistics all-gathered and combined,
 gradient sums all-reduced; run here in a one-rank gloo group) must give BatchNorm's outputs, gradients and running
 statistics. The 2-rank tests in ``test_distributed.py`` check the global statistics themselves.
-Where CUDA is available the same checks run on the GPU (fused SyncBatchNorm kernels; gloo handles CUDA tensors).
+Where CUDA is available the same checks run on the GPU (the same code: GlobalBN has no device-specific branch; gloo
+handles CUDA tensors). Without a GPU, :func:`test_every_op_of_the_global_path_has_a_cuda_kernel` checks that the
+path CI runs is one a CUDA input can take.
 """
 import pytest
 import torch
@@ -128,3 +130,32 @@ def test_wrong_channel_count_is_named(one_rank_group):
     with pytest.raises(ValueError, match=r'GlobalBN\(3\) got 4 channels'):
         GlobalBatchNorm(3)._global_forward(torch.randn(2, 4))
 
+
+
+def test_every_op_of_the_global_path_has_a_cuda_kernel(one_rank_group):
+    """GlobalBN runs one code path on every device (issue: the former CUDA-only branch had never run in a test).
+    Record every aten op of a forward + backward of the global path on CPU -- what CI's 2-rank tests run -- and
+    check that each has a CUDA kernel (or a device-generic composite one): a CUDA input takes this same path."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Record(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name, overload = func._schema.name, func._schema.overload_name
+            self.ops.add(f'{name}.{overload}' if overload else name)
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    _, ours = _pair((4, 5, 6, 7))
+    x = torch.randn(4, 5, 6, 7, requires_grad=True)
+    with Record() as record:
+        ours._global_forward(x).backward(torch.randn(4, 5, 6, 7))
+    assert {'aten::batch_norm_update_stats', 'aten::native_batch_norm_backward'} <= record.ops, record.ops
+    keys = ('CUDA', 'CompositeExplicitAutograd', 'CompositeImplicitAutograd',
+            'CompositeExplicitAutogradNonFunctional')
+    no_cuda = sorted(op for op in record.ops
+                     if not any(torch._C._dispatch_has_kernel_for_dispatch_key(op, k) for k in keys))
+    assert no_cuda == [], f'ops of the global path without a CUDA kernel: {no_cuda}'
