@@ -17,8 +17,9 @@ PYTHON=${PYTHON:-python}
 PROBE="$ROOT/mmsimclr/utils/device_probe.py"  # standard library only: no torch import on a machine without GPUs
 NNODES=${NNODES:-1}
 
-# Stop before torchrun (whose restarts would repeat the failure) when GPUs are there but torch cannot use them.
-"$PYTHON" "$PROBE" check --launcher pytorch
+# Stop before torchrun (whose restarts would repeat the failure) when this node has fewer visible GPUs than NPROC
+# (the extra ranks would fail at cuda.set_device), or when GPUs are there but torch cannot use them.
+"$PYTHON" "$PROBE" check --launcher pytorch --nproc "$NPROC"
 
 if [ "$NNODES" -gt 1 ]; then
     if [ -z "${PORT:-}" ] || [ -z "${MASTER_ADDR:-}" ]; then

@@ -199,6 +199,55 @@ def cuda_problem(env: Mapping[str, str] = os.environ, dev_dir: Optional[str] = N
     return message + f' To train on the CPU on purpose, set {DEVICE_ENV}=cpu.'
 
 
+# ------------------------------------------------------------------------------------- processes vs GPUs of a node
+def visible_gpu_count(env: Mapping[str, str], evidence: Mapping[str, object]) -> Optional[int]:
+    """GPUs a process of this node can see: those ``nvidia-smi -L`` lists (else the device nodes), narrowed by
+    ``CUDA_VISIBLE_DEVICES`` (its entries up to the first one CUDA cannot read); None when nothing lists GPUs."""
+    gpus = len(evidence['smi']) or len(evidence['nodes'])
+    if not gpus:
+        return None
+    visible = env.get('CUDA_VISIBLE_DEVICES')
+    if visible is None:
+        return gpus
+    entries = 0
+    for entry in visible.split(','):
+        entry = entry.strip()
+        if not (entry.startswith(('GPU-', 'MIG-')) or (entry.isdigit() and int(entry) < gpus)):
+            break
+        entries += 1
+    return min(entries, gpus)
+
+
+def nproc_problem(nproc: str, env: Mapping[str, str] = os.environ, dev_dir: Optional[str] = None,
+                  nvidia_smi: Optional[str] = None) -> Optional[str]:
+    """The error to stop a torchrun launch with when it would start more processes on this node than it has visible
+    GPUs (one process per GPU: the extra ranks fail at ``cuda.set_device`` and torchrun restarts the whole group
+    ``MAX_RESTARTS`` times before giving up), or None. CPU launches (no GPUs, ``MMSIMCLR_DEVICE=cpu``) start any
+    number of processes."""
+    if not str(nproc).isdigit() or requested_device(env) == 'cpu':
+        return None
+    evidence = gpu_evidence(env, dev_dir, nvidia_smi)
+    count = visible_gpu_count(env, evidence)
+    wanted = int(nproc)
+    if count is None or wanted <= count:
+        return None
+    shown = f' (CUDA_VISIBLE_DEVICES={env["CUDA_VISIBLE_DEVICES"]})' if 'CUDA_VISIBLE_DEVICES' in env else ''
+    message = (f'{wanted} processes per node asked for, but this node has {count} visible GPU(s){shown}; '
+               'torchrun starts one process per GPU. ')
+    if count and wanted % count == 0:
+        nodes = wanted // count
+        message += (f'For {wanted} GPUs run on {nodes} nodes of {count}: on each node, NNODES={nodes} '
+                    f'NODE_RANK=0..{nodes - 1} MASTER_ADDR=<first node> PORT=29500 bash tools/dist_train.sh CONFIG '
+                    f'{count}. ')
+    if count:
+        message += (f'Or train on this node with bash tools/dist_train.sh CONFIG {count}, keeping the global batch by '
+                    f'--cfg-options train_dataloader.batch_size=<{wanted}/{count} x the per-GPU batch> (with the '
+                    'exact large-batch mode, model.grad_cache, if it does not fit).')
+    else:
+        message += 'CUDA_VISIBLE_DEVICES hides every GPU: unset it or list the GPUs to use.'
+    return message
+
+
 # ------------------------------------------------------------------------------------------------ nodes and ports
 def first_hostname(nodelist: str, scontrol: Optional[str] = None) -> str:
     """The first host of a slurm node list (``node[01-04,07],gpu5`` -> ``node01``): ``scontrol show hostnames``
@@ -247,22 +296,24 @@ def cpus_per_rank(env: Mapping[str, str] = os.environ) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """``check [--launcher L]``: exit 1 with the message of :func:`cuda_problem`; ``free-port``: print one."""
+    """``check [--launcher L] [--nproc N]``: exit 1 with the message of :func:`nproc_problem` (N processes per node)
+    or :func:`cuda_problem`; ``free-port``: print one."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ['free-port']:
         print(free_port())
         return 0
     if argv[:1] == ['check']:
         launcher = argv[argv.index('--launcher') + 1] if '--launcher' in argv else 'pytorch'
-        try:
-            problem = cuda_problem(launcher=launcher)
+        nproc = argv[argv.index('--nproc') + 1] if '--nproc' in argv else None
+        try:  # more processes than GPUs first: it needs no torch, so it answers at once
+            problem = (nproc_problem(nproc) if nproc is not None else None) or cuda_problem(launcher=launcher)
         except DeviceError as e:
             problem = str(e)
         if problem:
             print(f'mmsimclr: {problem}', file=sys.stderr)
             return 1
         return 0
-    print('usage: python device_probe.py check [--launcher pytorch|slurm] | free-port', file=sys.stderr)
+    print('usage: python device_probe.py check [--launcher pytorch|slurm] [--nproc N] | free-port', file=sys.stderr)
     return 2
 
 

@@ -179,3 +179,14 @@ def test_slurm_gpu_job_without_cuda_stops_in_train_py(fakes, tmp_path):
         'mmsimclr: the slurm job asked for GPUs (SLURM_JOB_GRES=gpu:8), but torch '
         'cannot use CUDA')
     assert 'init_process_group' not in proc.stderr and not os.path.exists(tmp_path / 'work')
+
+
+def test_dist_train_refuses_more_processes_than_gpus_before_any_rank_starts(fakes):
+    """``dist_train.sh CONFIG 16`` on a node whose nvidia-smi lists 8 GPUs stops before torchrun (which would start
+    16 processes, 8 failing at cuda.set_device, and restart the group 3 times), naming both numbers and the fix."""
+    lines = ''.join(f'echo "GPU {i}: NVIDIA H100 80GB HBM3 (UUID: GPU-{i}abc)"\n' for i in range(8))
+    write_exe(fakes.path_dir / 'nvidia-smi', f'#!/bin/sh\nif [ "$1" = "-L" ]; then\n{lines}exit 0\nfi\nexit 0\n')
+    proc, recorded = fakes.run(['tools/dist_train.sh', TINY, '16'])
+    assert proc.returncode == 1 and recorded is None  # torchrun never ran
+    assert '16 processes per node asked for, but this node has 8 visible GPU(s)' in proc.stderr
+    assert 'NNODES=2 NODE_RANK=0..1' in proc.stderr

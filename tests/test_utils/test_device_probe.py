@@ -190,3 +190,20 @@ def test_cpus_per_rank():
     assert probe.cpus_per_rank({}) == affinity
     assert probe.cpus_per_rank({'LOCAL_WORLD_SIZE': '2'}) == max(1, affinity // 2)
     assert probe.cpus_per_rank({'LOCAL_WORLD_SIZE': str(affinity * 4)}) == 1
+
+
+def test_more_processes_than_visible_gpus_names_both_numbers_and_the_fix(dev_dir, fake_smi):
+    smi = fake_smi(gpus=8)
+    message = probe.nproc_problem('16', {}, dev_dir=dev_dir.path, nvidia_smi=smi)
+    assert message.startswith('16 processes per node asked for, but this node has 8 visible GPU(s)')
+    assert 'NNODES=2 NODE_RANK=0..1 MASTER_ADDR=<first node> PORT=29500 bash tools/dist_train.sh CONFIG 8' in message
+    assert 'bash tools/dist_train.sh CONFIG 8, keeping the global batch' in message
+    assert probe.nproc_problem('8', {}, dev_dir=dev_dir.path, nvidia_smi=smi) is None
+    message = probe.nproc_problem('4', {'CUDA_VISIBLE_DEVICES': '0,1'}, dev_dir=dev_dir.path, nvidia_smi=smi)
+    assert message.startswith('4 processes per node asked for, but this node has 2 visible GPU(s) '
+                              "(CUDA_VISIBLE_DEVICES=0,1)")
+    # device nodes count when nvidia-smi is missing; CPU launches and torchrun's own values are not checked
+    assert '3 visible GPU(s)' in probe.nproc_problem('5', {}, dev_dir=dev_dir(3), nvidia_smi=NO_SMI)
+    assert probe.nproc_problem('16', {'MMSIMCLR_DEVICE': 'cpu'}, dev_dir=dev_dir.path, nvidia_smi=smi) is None
+    assert probe.nproc_problem('gpu', {}, dev_dir=dev_dir.path, nvidia_smi=smi) is None
+    assert probe.nproc_problem('16', {}, dev_dir=str(dev_dir.path) + '-none', nvidia_smi=NO_SMI) is None
