@@ -3,7 +3,15 @@
 mmengine's runner passes ``device_ids=[LOCAL_RANK]`` to every ``DistributedDataParallel`` subclass; torch rejects
 ``device_ids`` for a module on the CPU. This wrapper drops them when the module has no CUDA parameters, so the very
 same config trains with NCCL on GPUs and with gloo on a CPU-only machine (how CI tests distribution).
+
+mmengine's runner calls the wrapper's ``train_step``, not the module's, so ``train_step`` also does what
+mmsimclr's ``SimCLR.train_step`` adds: the module's ``check_optim_wrapper`` (SimCLR refuses gradient accumulation),
+and, with the module's ``grad_cache`` set, its ``grad_cache_train_step`` given this wrapper, whose forward passes
+build the gradients (every chunk but the last in ``no_sync()``: one all-reduce per step).
 """
+from typing import Dict, Union
+
+import torch
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 
@@ -22,3 +30,11 @@ class SimCLRDistributedDataParallel(MMDistributedDataParallel):
             kwargs.pop('device_ids', None)
             kwargs.pop('output_device', None)
         super().__init__(module=module, detect_anomalous_params=detect_anomalous_params, **kwargs)
+
+    def train_step(self, data: Union[dict, tuple, list], optim_wrapper) -> Dict[str, torch.Tensor]:
+        check = getattr(self.module, 'check_optim_wrapper', None)
+        if check is not None:
+            check(optim_wrapper)
+        if getattr(self.module, 'grad_cache', None) is not None:
+            return self.module.grad_cache_train_step(data, optim_wrapper, model=self)
+        return super().train_step(data, optim_wrapper)
