@@ -301,8 +301,12 @@ def plot_label_free(history: List[dict], out: str) -> str:
               ('contrast_acc', 'contrast_acc (%)')]
     if any(r.get('knn') is not None for r in rows):
         panels.append(('knn', 'kNN top-1 (%, uses labels)'))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0))
-    for ax, (key, title) in zip(np.atleast_1d(axes), panels):
+    cols = 3
+    rows_ = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows_, cols, figsize=(3.4 * cols, 2.8 * rows_), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis('off')
+    for ax, (key, title) in zip(axes.flat, panels):
         points = [(r['epoch'], r[key]) for r in rows if r.get(key) is not None]
         if points:
             ax.plot(*zip(*points), marker='o', markersize=3)
