@@ -1,6 +1,7 @@
 """tools/benchmark/gpu_check.py on a CPU: every section runs at tiny sizes and reports numbers, or says ``n/a on cpu``
 where the figure needs CUDA; the text table, the Markdown and the JSON beside it are written; bad arguments are
-refused with a message that names them."""
+refused with a message that names them. The ``values`` section (first by default) runs in test_gpu_check_values.py,
+not in this module's quick run: once in CI is enough."""
 import importlib
 import json
 import math
@@ -13,7 +14,7 @@ import torch
 
 pytestmark = pytest.mark.shared_setup  # one worker makes the module fixture once
 
-SECTIONS = ['nt-xent', 'lars', 'train-step', 'host-syncs', 'augmentation', 'global-bn', 'compile']
+SECTIONS = ['nt-xent', 'lars', 'train-step', 'host-syncs', 'augmentation', 'global-bn', 'compile']  # all but values
 
 
 def _is_num(x):
@@ -25,7 +26,7 @@ def quick_run(repo_root, tmp_path_factory):
     out = tmp_path_factory.mktemp('gpu_check') / 'check.md'
     proc = subprocess.run(
         [sys.executable, osp.join(repo_root, 'tools', 'benchmark', 'gpu_check.py'), '--device', 'cpu', '--quick',
-         '--threads', '1', '--out', str(out)],
+         '--threads', '1', '--out', str(out), '--sections', *SECTIONS],
         capture_output=True, text=True, timeout=600, cwd=str(out.parent))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return proc.stdout, out.read_text(), json.loads(out.with_suffix('.json').read_text())
@@ -88,6 +89,15 @@ def gpu_check(repo_root, monkeypatch):
     for name in ('gpu_check', 'common'):
         monkeypatch.delitem(sys.modules, name, raising=False)
     return importlib.import_module('gpu_check')
+
+
+def test_values_run_first_then_every_other_section_by_default(gpu_check, monkeypatch):
+    assert gpu_check.SECTIONS == ['values'] + SECTIONS
+    order = []
+    monkeypatch.setattr(gpu_check, 'SECTION_FNS', {name: (lambda ctx, name=name: order.append(name))
+                                                   for name in gpu_check.SECTIONS})
+    assert gpu_check.main(['--device', 'cpu', '--quick']) == 0
+    assert order == ['values'] + SECTIONS
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the refusal is for machines without CUDA')
