@@ -36,6 +36,9 @@ $(STAMP): setup.py setup.cfg requirements/runtime.txt requirements/torch.txt req
 	$(PY) -m pip install -q -r requirements/torch.txt
 	$(PY) -m pip install -q -r requirements/runtime.txt -r requirements/tests.txt
 	$(PY) -m pip install -q --no-deps -e .
+	# mmengine's config imports yapf, which writes its grammar cache (~/.cache/YAPF) on the first import after an
+	# install; two pytest-xdist workers doing that at once can read a half-written pickle (EOFError): write it now
+	$(PY) -c "import mmengine.config"
 	touch $@
 
 test: setup setup-numpy1
