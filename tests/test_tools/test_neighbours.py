@@ -120,7 +120,9 @@ def test_duplicates_csv_finds_the_copy_first(run):
     assert not any('broken' in r['path_a'] or 'broken' in r['path_b'] for r in rows)
     # the same pairs as the full similarity matrix, computed directly
     data = np.load(run['result']['embeddings.npz'])
-    x = data['feat'] / np.linalg.norm(data['feat'], axis=1, keepdims=True)
+    centred = data['feat'] - data['feat'].mean(axis=0)  # the folder's mean embedding subtracted
+    np.testing.assert_allclose(data['mean'], data['feat'].mean(axis=0), rtol=1e-5, atol=1e-6)
+    x = centred / np.linalg.norm(centred, axis=1, keepdims=True)
     sim = x @ x.T
     paths = [str(p) for p in data['paths']]
     expected = {frozenset((paths[i], paths[j])) for i in range(len(x)) for j in range(i + 1, len(x))
