@@ -67,5 +67,6 @@ if __name__ == '__main__':  # setuptools' build backend runs this file as __main
                                      '.mim/configs/*/*.py', '.mim/configs/*/*/*.py', '.mim/tools/*.py',
                                      '.mim/tools/*.sh', '.mim/tools/*/*.py']},
           install_requires=[
-        'torch>=2.0', 'torchvision', 'mmengine==0.10.7', 'mmpretrain==1.2.0', 'numpy', 'opencv-python', 'pillow'
+        'torch>=2.0', 'torchvision', 'mmengine==0.10.7', 'mmpretrain==1.2.0', 'numpy', 'opencv-python', 'pillow',
+        'google-crc32c>=1.5',  # the TF checkpoint reader checks every tensor's crc32c (mmsimclr/utils/tf_checkpoint.py)
     ] + _mmcv_requirement())
