@@ -1,3 +1,4 @@
 from .simclr import SimCLR
+from .simclrv2_distiller import SimCLRv2Distiller
 
-__all__ = ['SimCLR']
+__all__ = ['SimCLR', 'SimCLRv2Distiller']
