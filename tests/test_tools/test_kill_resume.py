@@ -2,8 +2,10 @@
 resumed with ``--resume auto`` each time, ends with the weights of an uninterrupted run.
 
 Each training runs in a process forked from this one (the imports are already done, so a start costs well under a
-second) and is killed with SIGKILL: by the test at a random moment, or by itself half-way through writing a
-checkpoint or between a checkpoint and its ``last_checkpoint`` pointer. Data order and augmentation are
+second) and is killed with SIGKILL: at a random moment (a timer started after a random training iteration, firing a
+random fraction of two iterations' time later: inside the next iteration, or in the epoch-end checkpoint save; timed
+by the run itself, so a faster or slower machine cannot make the kill miss the run), or by itself half-way through
+writing a checkpoint or between a checkpoint and its ``last_checkpoint`` pointer. Data order and augmentation are
 deterministic per epoch (one loader worker seeded by mmengine, checkpoints at epoch ends), so the resumed run must
 reproduce the reference weights exactly.
 """
@@ -14,6 +16,7 @@ import os.path as osp
 import random
 import signal
 import sys
+import threading
 import time
 
 import pytest
@@ -46,6 +49,22 @@ def _half_write_then_die(f, data):
     _suicide()
 
 
+def _kill_after_iteration(k, fraction):
+    """SIGKILL this process ``fraction`` x 2 iterations' time after training iteration ``k`` (1-based) ends."""
+    from mmengine.runner import EpochBasedTrainLoop
+    run_iter = EpochBasedTrainLoop.run_iter
+    done = [0]
+
+    def counting(self, idx, data_batch):
+        start = time.time()
+        run_iter(self, idx, data_batch)
+        done[0] += 1
+        if done[0] == k:
+            threading.Timer(fraction * 2 * (time.time() - start), _suicide).start()
+
+    EpochBasedTrainLoop.run_iter = counting
+
+
 def _child(argv, plan, output):
     torch.set_num_threads(1)
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
@@ -54,7 +73,9 @@ def _child(argv, plan, output):
     sys.stdout = open(1, 'w', closefd=False)  # (pytest replaced them) and a logger that writes there
     sys.stderr = open(2, 'w', closefd=False)
     MMLogger.get_instance(f'kill_resume_{os.getpid()}')
-    if plan == 'mid-write':  # killed half-way through the checkpoint file
+    if isinstance(plan, tuple):  # ('random', k, fraction)
+        _kill_after_iteration(*plan[1:])
+    elif plan == 'mid-write':  # killed half-way through the checkpoint file
         import mmsimclr.utils.atomic_file as atomic_file
         atomic_file._write_all = _half_write_then_die
     elif plan == 'before-pointer':  # checkpoint complete, last_checkpoint still names the previous one
@@ -70,14 +91,11 @@ def _child(argv, plan, output):
     main(argv)
 
 
-def _train(argv, output, plan='none', kill_after=None):
+def _train(argv, output, plan='none'):
     proc = mp.get_context('fork').Process(target=_child, args=(argv, plan, output))
     start = time.time()
     proc.start()
-    proc.join(kill_after)
-    if proc.is_alive():
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.join()
+    proc.join()
     return proc.exitcode, time.time() - start
 
 
@@ -108,12 +126,13 @@ def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tiny_data, 
     kills, planted_all = 0, set()
     for i, plan in enumerate(plans):
         planted = _plant_truncated(work) if plan == 'truncated' else None
-        kill_after = rng.uniform(0.15, 0.6) * duration if plan == 'random' else None
         output = str(tmp_path / f'run{i}.txt')
         # after a planted checkpoint: killed once it has resumed and saved the next one (a kill at a random moment
-        # could come before the resume that this plan checks, when start-up is most of the run)
+        # could come before the resume that this plan checks)
         child_plan = 'before-pointer' if plan == 'truncated' else plan
-        code, _ = _train(_argv(work, tiny_data), output, child_plan, kill_after)
+        if plan == 'random':  # after iteration 1-3 of the run's 4 per epoch: the kill lands before the run ends
+            child_plan = ('random', rng.randint(1, 3), rng.uniform(0.0, 1.0))
+        code, _ = _train(_argv(work, tiny_data), output, child_plan)
         kills += code == -signal.SIGKILL
         if planted:  # the resumed run skipped it with a warning (and later replaced it by a complete one)
             with open(output) as f:
@@ -122,7 +141,7 @@ def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tiny_data, 
         for path in glob.glob(osp.join(work, '*.pth')):  # every checkpoint on disk is complete
             if not (path in planted_all and os.path.getsize(path) == 1000):  # (ours, until a run replaces it)
                 safe_torch_load(path)
-    assert kills >= 5
+    assert kills == len(plans)  # every run was killed
 
     code, _ = _train(_argv(work, tiny_data), str(tmp_path / 'final.txt'))
     assert code == 0
