@@ -14,11 +14,16 @@ Conversion (no TensorFlow needed; :class:`mmsimclr.utils.tf_checkpoint.TFCheckpo
 - Layouts: conv kernels ``[kh, kw, in, out]`` -> ``[out, in, kh, kw]``; dense ``[in, out]`` -> ``[out, in]``.
 - Result: ``{'state_dict': ..., 'meta': {...}}`` with mmpretrain ``ResNet`` keys under ``backbone.`` and
   ``head.fc.{weight,bias}``: it loads into the ``configs/simclr-tf`` classifiers (:class:`ResNetTFStem` backbone).
-  Depth (50/101/152) and width come from the checkpoint; anything else (selective kernels, a different variable
-  count or shape) is refused with the reason.
+  Depth (50/101/152) and width come from the checkpoint; anything else (a different variable count or shape) is
+  refused with the reason.
+
+:func:`convert_file` (and ``tools/model_converters/simclr_tf_to_mmsimclr.py``) also take SimCLRv2 checkpoints
+(selective kernels, the 3-layer projection head): it tells the two apart and hands those to
+:mod:`mmsimclr.apis.simclrv2_tf`, which reuses the helpers here.
 
 Model zoo: entries with ``Converter: simclr_tf`` publish the archive's URL; :func:`fetch_converted` downloads it
-once, converts it into the cache and records the converted file's sha256 next to it (checked before every use).
+once, converts it into the cache and records the converted file's sha256 next to it (checked before every use,
+:func:`convert_once`).
 """
 import io
 import os
@@ -27,7 +32,7 @@ import re
 import tempfile
 import urllib.parse
 import zipfile
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -47,20 +52,20 @@ BN_PARTS = (('gamma', 'weight'), ('beta', 'bias'), ('moving_mean', 'running_mean
 _INDEXED = re.compile(r'^(conv2d|batch_normalization)(?:_(\d+))?$')
 
 
-def _layers_by_index(ckpt: TFCheckpoint, kind: str) -> List[str]:
-    """Scopes ``base_model/<kind>[_n]`` sorted by creation index n (``conv2d`` is 0)."""
+def _layers_by_index(ckpt: TFCheckpoint, kind: str, scope: str = BASE_SCOPE) -> List[str]:
+    """Scopes ``<scope><kind>[_n]`` sorted by creation index n (``conv2d`` is 0)."""
     found = {}
     for name in ckpt.names():
-        if not name.startswith(BASE_SCOPE):
+        if not name.startswith(scope):
             continue
-        layer = name[len(BASE_SCOPE):].split('/')[0]
+        layer = name[len(scope):].split('/')[0]
         match = _INDEXED.match(layer)
         if match and match.group(1) == kind:
-            found[int(match.group(2) or 0)] = BASE_SCOPE + layer
+            found[int(match.group(2) or 0)] = scope + layer
     if sorted(found) != list(range(len(found))):
         missing = sorted(set(range(max(found, default=-1) + 1)) - set(found))
-        raise TFCheckpointError(f'TensorFlow checkpoint {ckpt.prefix}: {kind} layers {missing[:5]} are missing; '
-                                'not a complete SimCLR ResNet checkpoint')
+        raise TFCheckpointError(f'TensorFlow checkpoint {ckpt.prefix}: {kind} layers {missing[:5]} are missing '
+                                f'under {scope}; not a complete SimCLR ResNet checkpoint')
     return [found[i] for i in range(len(found))]
 
 
@@ -78,8 +83,89 @@ def mmpretrain_resnet_layers(stage_blocks) -> Tuple[List[str], List[str]]:
     return convs, bns
 
 
+def conv_weight(ckpt: TFCheckpoint, name: str) -> torch.Tensor:
+    """A TF conv kernel ``[kh, kw, in, out]`` as a PyTorch weight ``[out, in, kh, kw]``."""
+    kernel = ckpt.read(name)
+    if kernel.ndim != 4:
+        raise TFCheckpointError(f'{ckpt.prefix}: {name} has shape {kernel.shape}, not a 2-D convolution')
+    return torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
+
+
+def dense_weight(ckpt: TFCheckpoint, name: str) -> torch.Tensor:
+    """A TF dense kernel ``[in, out]`` as a PyTorch ``Linear`` weight ``[out, in]``."""
+    kernel = ckpt.read(name)
+    if kernel.ndim != 2:
+        raise TFCheckpointError(f'{ckpt.prefix}: {name} has shape {kernel.shape}, not a dense kernel')
+    return torch.from_numpy(np.ascontiguousarray(kernel.T))
+
+
+def bn_state(ckpt: TFCheckpoint, scope: str, target: str) -> Dict[str, torch.Tensor]:
+    """``<target>.{weight,bias,running_mean,running_var,num_batches_tracked}`` of the TF batch norm ``scope``
+    (``bias`` only where TF has ``beta``: a BN built with ``center=False`` has none)."""
+    state = {}
+    for tf_name, torch_name in BN_PARTS:
+        if tf_name == 'beta' and f'{scope}/beta' not in ckpt:
+            continue
+        state[f'{target}.{torch_name}'] = torch.from_numpy(ckpt.read(f'{scope}/{tf_name}'))
+    state[f'{target}.num_batches_tracked'] = torch.tensor(0, dtype=torch.long)
+    return state
+
+
+def map_layers(ckpt: TFCheckpoint, conv_scopes, bn_scopes, conv_names, bn_names,
+               prefix: str = 'backbone.') -> Dict[str, torch.Tensor]:
+    """The state dict that puts the i-th TF conv / BN into the i-th module name."""
+    state = {}
+    for scope, target in zip(conv_scopes, conv_names):
+        state[f'{prefix}{target}.weight'] = conv_weight(ckpt, scope + '/kernel')
+    for scope, target in zip(bn_scopes, bn_names):
+        state.update(bn_state(ckpt, scope, prefix + target))
+    return state
+
+
+def check_shapes(state: dict, expected: Dict[str, tuple], source: str) -> None:
+    """Every converted tensor has the shape the architecture gives it: this is what proves a creation-order mapping
+    (a projection taken for a 1x1 of the main branch, or an SK layer for another, changes channel counts)."""
+    for key, shape in expected.items():
+        if tuple(state[key].shape) != tuple(shape):
+            raise TFCheckpointError(f'TensorFlow checkpoint {source}: {key} would get shape {tuple(state[key].shape)}, '
+                                    f'expected {tuple(shape)}; its variables do not follow the SimCLR resnet.py layout')
+
+
+def convert_v1_backbone(ckpt: TFCheckpoint, scope: str = BASE_SCOPE) -> Tuple[Dict[str, torch.Tensor], dict]:
+    """``backbone.*`` of a ResNet without selective kernels (SimCLR v1; SimCLRv2 ``sk0``) under ``scope``, and its
+    ``depth``, ``stem_channels`` (= ``base_channels``), ``width_multiplier``, ``feat_dim``."""
+    conv_scopes = _layers_by_index(ckpt, 'conv2d', scope)
+    bn_scopes = _layers_by_index(ckpt, 'batch_normalization', scope)
+    num_blocks, rest = divmod(len(conv_scopes) - 5, 3)  # stem + 4 projections + 3 per block
+    if rest or num_blocks not in STAGE_BLOCKS or len(bn_scopes) != len(conv_scopes):
+        raise TFCheckpointError(
+            f'TensorFlow checkpoint {ckpt.prefix} has {len(conv_scopes)} convolutions and {len(bn_scopes)} batch '
+            f'norms under {scope}: not a SimCLR ResNet-50/101/152 (ResNet-18/34 are not supported)')
+    depth, stage_blocks = STAGE_BLOCKS[num_blocks]
+    conv_names, bn_names = mmpretrain_resnet_layers(stage_blocks)
+    width = ckpt.shape(conv_scopes[0] + '/kernel')[-1]
+    state = map_layers(ckpt, conv_scopes, bn_scopes, conv_names, bn_names)
+    _check_shapes(state, ckpt.prefix, width, stage_blocks)
+    return state, dict(depth=depth, stem_channels=width, base_channels=width, width_multiplier=width / 64,
+                       feat_dim=width * 8 * 4)
+
+
+def linear_head_state(ckpt: TFCheckpoint, *in_dims: int) -> Tuple[Dict[str, torch.Tensor], Optional[int]]:
+    """``head.fc.{weight,bias}`` of ``head_supervised/linear_layer`` (its input size one of ``in_dims``) and its
+    class count; empty and None when the checkpoint has no such head."""
+    if HEAD_KERNEL not in ckpt:
+        return {}, None
+    kernel_shape = ckpt.shape(HEAD_KERNEL)
+    if len(kernel_shape) != 2 or kernel_shape[0] not in in_dims:
+        raise TFCheckpointError(f'{ckpt.prefix}: {HEAD_KERNEL} has shape {kernel_shape}, expected '
+                                f'({" or ".join(map(str, in_dims))}, classes) on the model\'s features')
+    num_classes = kernel_shape[1]
+    bias = torch.from_numpy(ckpt.read(HEAD_BIAS)) if HEAD_BIAS in ckpt else torch.zeros(num_classes)
+    return {'head.fc.weight': dense_weight(ckpt, HEAD_KERNEL), 'head.fc.bias': bias}, num_classes
+
+
 def convert_simclr_tf(ckpt: TFCheckpoint) -> Tuple[Dict[str, torch.Tensor], dict]:
-    """mmsimclr state dict (``backbone.*``, ``head.fc.*``) and architecture facts of a SimCLR TF checkpoint.
+    """mmsimclr state dict (``backbone.*``, ``head.fc.*``) and architecture facts of a SimCLR (v1) TF checkpoint.
 
     Returns:
         ``(state_dict, arch)`` where ``arch`` has ``depth``, ``stem_channels`` (= ``base_channels``),
@@ -89,47 +175,17 @@ def convert_simclr_tf(ckpt: TFCheckpoint) -> Tuple[Dict[str, torch.Tensor], dict
         TFCheckpointError: not a SimCLR ResNet v1 checkpoint (missing variables, selective kernels, shapes that do
             not follow ``resnet.py``'s creation order).
     """
-    conv_scopes = _layers_by_index(ckpt, 'conv2d')
-    bn_scopes = _layers_by_index(ckpt, 'batch_normalization')
-    num_blocks, rest = divmod(len(conv_scopes) - 5, 3)  # stem + 4 projections + 3 per block
-    if rest or num_blocks not in STAGE_BLOCKS or len(bn_scopes) != len(conv_scopes):
-        raise TFCheckpointError(
-            f'TensorFlow checkpoint {ckpt.prefix} has {len(conv_scopes)} convolutions and {len(bn_scopes)} batch '
-            'norms under base_model/: not a SimCLR ResNet-50/101/152 v1 without selective kernels (SimCLRv2 "sk1" '
-            'models and ResNet-18/34 are not supported)')
-    depth, stage_blocks = STAGE_BLOCKS[num_blocks]
-    conv_names, bn_names = mmpretrain_resnet_layers(stage_blocks)
-    stem_channels = ckpt.shape(conv_scopes[0] + '/kernel')[-1]
-    state = {}
-    for scope, target in zip(conv_scopes, conv_names):
-        kernel = ckpt.read(scope + '/kernel')
-        if kernel.ndim != 4:
-            raise TFCheckpointError(f'{ckpt.prefix}: {scope}/kernel has shape {kernel.shape}, not a 2-D convolution')
-        state[f'backbone.{target}.weight'] = torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
-    for scope, target in zip(bn_scopes, bn_names):
-        for tf_name, torch_name in BN_PARTS:
-            state[f'backbone.{target}.{torch_name}'] = torch.from_numpy(ckpt.read(f'{scope}/{tf_name}'))
-        state[f'backbone.{target}.num_batches_tracked'] = torch.tensor(0, dtype=torch.long)
-    _check_shapes(state, ckpt.prefix, stem_channels, stage_blocks)
-    feat_dim = stem_channels * 8 * 4
-    num_classes = None
-    if HEAD_KERNEL in ckpt:
-        kernel = ckpt.read(HEAD_KERNEL)
-        if kernel.shape[0] != feat_dim:
-            raise TFCheckpointError(f'{ckpt.prefix}: {HEAD_KERNEL} has shape {kernel.shape}, expected '
-                                    f'({feat_dim}, classes) on the {feat_dim}-d pooled features')
-        num_classes = kernel.shape[1]
-        state['head.fc.weight'] = torch.from_numpy(np.ascontiguousarray(kernel.T))
-        state['head.fc.bias'] = torch.from_numpy(ckpt.read(HEAD_BIAS)) if HEAD_BIAS in ckpt else \
-            torch.zeros(num_classes)
-    arch = dict(depth=depth, stem_channels=stem_channels, base_channels=stem_channels,
-                width_multiplier=stem_channels / 64, num_classes=num_classes, feat_dim=feat_dim)
-    return state, arch
+    if BASE_SCOPE + 'conv2d/kernel' in ckpt and ckpt.shape(BASE_SCOPE + 'conv2d/kernel')[:2] == (3, 3):
+        raise TFCheckpointError(f'TensorFlow checkpoint {ckpt.prefix} has a 3x3 stem: a SimCLRv2 model with '
+                                'selective kernels; convert it with mmsimclr.apis.simclrv2_tf (or convert_file)')
+    state, arch = convert_v1_backbone(ckpt)
+    head, num_classes = linear_head_state(ckpt, arch['feat_dim'])
+    state.update(head)
+    return state, dict(arch, num_classes=num_classes)
 
 
 def _check_shapes(state: dict, source: str, width: int, stage_blocks) -> None:
-    """Every converted conv / BN has the shape mmpretrain's ResNet(stem=base=width) gives it: this is what proves
-    the creation-order mapping (a projection taken for a 1x1 of the main branch changes channel counts)."""
+    """Shapes mmpretrain's ResNet(stem=base=width) gives every converted conv / BN (see :func:`check_shapes`)."""
     expected = {'backbone.conv1.weight': (width, 3, 7, 7), 'backbone.bn1.weight': (width,)}
     in_ch = width
     for stage, blocks in enumerate(stage_blocks, start=1):
@@ -143,10 +199,7 @@ def _check_shapes(state: dict, source: str, width: int, stage_blocks) -> None:
                              p + 'conv2.weight': (planes, planes, 3, 3), p + 'bn2.weight': (planes,),
                              p + 'conv3.weight': (planes * 4, planes, 1, 1), p + 'bn3.weight': (planes * 4,)})
             in_ch = planes * 4
-    for key, shape in expected.items():
-        if tuple(state[key].shape) != shape:
-            raise TFCheckpointError(f'TensorFlow checkpoint {source}: {key} would get shape {tuple(state[key].shape)}, '
-                                    f'expected {shape}; its variables do not follow the SimCLR resnet.py layout')
+    check_shapes(state, expected, source)
 
 
 def _find_index(folder: str) -> str:
@@ -195,20 +248,50 @@ def _extract_checkpoint(archive: str, folder: str) -> str:
     return osp.join(folder, *plain[0].split('/'))
 
 
-def convert_file(source: str, dst: str) -> dict:
+def convert_file(source: str, dst: str, ema: bool = False) -> dict:
     """Convert ``source`` (prefix, ``.index``, folder or ``.zip``) to an mmsimclr checkpoint at ``dst`` (written
-    atomically). Returns the architecture facts (see :func:`convert_simclr_tf`)."""
+    atomically). SimCLRv2 checkpoints (selective kernels or a ``head_contrastive/`` projection head) are recognised
+    and converted by :func:`mmsimclr.apis.simclrv2_tf.convert_simclrv2_tf`; ``ema`` (v2 only) takes its
+    ``ema_model/`` copy. Returns the architecture facts (see :func:`convert_simclr_tf`; v2 adds more)."""
     with tempfile.TemporaryDirectory(dir=osp.dirname(osp.abspath(dst)) or None) as tmp:
         if osp.isfile(source) and zipfile.is_zipfile(source):
             prefix = _extract_checkpoint(source, tmp)
         else:
             prefix = resolve_prefix(source)
-        state, arch = convert_simclr_tf(TFCheckpoint(prefix))
+        ckpt = TFCheckpoint(prefix)
+        from . import simclrv2_tf  # it imports this module's helpers: imported here, not at module level
+        if ema or simclrv2_tf.is_simclrv2(ckpt):
+            state, arch = simclrv2_tf.convert_simclrv2_tf(ckpt, ema=ema)
+            converter = simclrv2_tf.__name__
+        else:
+            state, arch = convert_simclr_tf(ckpt)
+            converter = __name__
     buffer = io.BytesIO()
-    torch.save({'state_dict': state, 'meta': {'converted_from': osp.basename(prefix),
-                                               'converter': 'mmsimclr.apis.simclr_tf', **arch}}, buffer)
+    torch.save({'state_dict': state, 'meta': {'converted_from': osp.basename(prefix), 'converter': converter,
+                                               **arch}}, buffer)
     atomic_write_bytes(dst, buffer.getvalue())
     return arch
+
+
+def convert_once(url: str, dst: str, produce: Callable[[], None]) -> str:
+    """``dst``, made by ``produce()`` on first use, after which the sha256 of ``dst`` is recorded in
+    ``<dst>.sha256``; later calls check ``dst`` against it (a mismatch deletes both with an error, so the next call
+    converts afresh)."""
+    record = dst + '.sha256'
+    if osp.isfile(dst) and osp.isfile(record):
+        with open(record, encoding='utf-8') as f:
+            expected = f.read().split()[0]
+        actual = sha256_of(dst)
+        if actual != expected:
+            os.remove(dst)
+            os.remove(record)
+            raise ChecksumError(f'Converted checkpoint {dst} (from {url}) has sha256 {actual}, but {expected} was '
+                                'recorded when it was converted: it changed on disk. It has been deleted; run again '
+                                'to download and convert it afresh.')
+        return dst
+    produce()
+    atomic_write_text(record, f'{sha256_of(dst)}  {osp.basename(dst)}\n')
+    return dst
 
 
 def fetch_converted(url: str, progress: bool = True) -> str:
@@ -222,40 +305,41 @@ def fetch_converted(url: str, progress: bool = True) -> str:
     """
     stem = osp.splitext(osp.basename(urllib.parse.urlparse(url).path))[0]
     dst = osp.join(cache_dir(), f'{stem}_mmsimclr.pth')
-    record = dst + '.sha256'
-    if osp.isfile(dst) and osp.isfile(record):
-        with open(record, encoding='utf-8') as f:
-            expected = f.read().split()[0]
-        actual = sha256_of(dst)
-        if actual != expected:
-            os.remove(dst)
-            os.remove(record)
-            raise ChecksumError(f'Converted checkpoint {dst} (from {url}) has sha256 {actual}, but {expected} was '
-                                'recorded when it was converted: it changed on disk. It has been deleted; run again '
-                                'to download and convert it afresh.')
-        return dst
-    archive = fetch_checkpoint(url, progress=progress, check_hash=False)
-    convert_file(archive, dst)
-    atomic_write_text(record, f'{sha256_of(dst)}  {osp.basename(dst)}\n')
-    if osp.dirname(osp.abspath(archive)) == cache_dir():  # a downloaded copy (never a folder mirror's file)
-        os.remove(archive)
-    return dst
+
+    def produce():
+        archive = fetch_checkpoint(url, progress=progress, check_hash=False)
+        convert_file(archive, dst)
+        if osp.dirname(osp.abspath(archive)) == cache_dir():  # a downloaded copy (never a folder mirror's file)
+            os.remove(archive)
+
+    return convert_once(url, dst, produce)
+
+
+def _fetch_converted_v2(url: str, progress: bool = True) -> str:
+    """The ``simclrv2_tf`` zoo converter, :func:`mmsimclr.apis.simclrv2_tf.fetch_converted` (registered here, where
+    :mod:`mmsimclr.apis.model` imports the converters; that module imports this one)."""
+    from .simclrv2_tf import fetch_converted as fetch_v2
+    return fetch_v2(url, progress)
 
 
 WEIGHT_CONVERTERS['simclr_tf'] = fetch_converted
+WEIGHT_CONVERTERS['simclrv2_tf'] = _fetch_converted_v2
 
 
 def default_output_name(source: str, suffix: Optional[str] = None) -> str:
-    """``ResNet50_1x/model.ckpt-225206`` -> ``ResNet50_1x_mmsimclr.pth`` (named after the folder or archive)."""
+    """``ResNet50_1x/model.ckpt-225206`` -> ``ResNet50_1x_mmsimclr.pth`` (named after the folder or archive; a
+    TF-Hub ``hub/`` folder after the folder that holds it)."""
     base = source.rstrip('/\\')
     if base.endswith('.zip'):
         name = osp.splitext(osp.basename(base))[0]
     elif osp.isdir(base):
         name = osp.basename(osp.abspath(base))
+        if name == 'hub':
+            name = osp.basename(osp.dirname(osp.abspath(base))) or name
     else:
         name = osp.basename(osp.dirname(osp.abspath(base))) or 'simclr_tf'
     return f'{name}{suffix or "_mmsimclr"}.pth'
 
 
 __all__ = ['convert_simclr_tf', 'convert_file', 'fetch_converted', 'resolve_prefix', 'mmpretrain_resnet_layers',
-           'default_output_name']
+           'default_output_name', 'convert_once']

@@ -20,6 +20,7 @@ import pytest
 import torch
 import yaml
 
+from mmsimclr.models.backbones.simclrv2_arch import SIMCLRV2_ARCHS
 from .conftest import REPO
 
 pytestmark = pytest.mark.shared_setup  # one worker makes the module fixture once
@@ -38,6 +39,9 @@ ZOO_NAMES = ['simclr_resnet50_16xb256-coslr-200e_in1k', 'simclr_resnet50_16xb256
              'resnet50-1x_simclr-tf-pre_8xb512-linear-coslr-90e_in1k',
              'resnet50-2x_simclr-tf-pre_8xb512-linear-coslr-90e_in1k',
              'resnet50-4x_simclr-tf-pre_8xb512-linear-coslr-90e_in1k']
+# SimCLRv2's published TF models: per architecture the pretrained one, then its 1% / 10% / 100% fine-tuned ones
+ZOO_NAMES += [f'resnet{a.depth}-{a.width}x-sk{int(a.sk)}_simclrv2-{kind}_in1k' for a in SIMCLRV2_ARCHS
+              for kind in ('pre_linear', 'finetune-1pct', 'finetune-10pct', 'finetune-100pct')]
 
 
 def _copy_sources(dest):

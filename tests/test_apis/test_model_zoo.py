@@ -1,13 +1,17 @@
-"""model_zoo.yml: the four published SimCLR models, and metadata that agrees with the configs they name."""
+"""model_zoo.yml: the four published SimCLR models, and metadata that agrees with the configs they name (every
+entry: its config exists and builds a model with the listed parameter count)."""
+import copy
+import os.path as osp
 import re
 
 import pytest
+import torch
 from mmengine.config import Config
 
 import mmsimclr
 from mmsimclr.apis import get_model, get_model_info, list_models
 from mmsimclr.apis.download import expected_sha256_prefix
-from mmsimclr.apis.model_zoo import load_zoo_file
+from mmsimclr.apis.model_zoo import DEFAULT_ZOO_FILE, load_zoo_file
 
 from .conftest import LINEAR_CONFIG
 
@@ -56,6 +60,37 @@ def test_metadata_agrees_with_config_and_model(name):
     assert type(model).__name__ == ('ImageClassifier' if name in TOP1 else 'SimCLR')
 
 
+_PARAMS = {}  # model config (without what adds no parameters) -> parameter count, per test process
+
+
+def _meta_param_count(model_cfg) -> int:
+    """Parameters of the model a config builds, built on the meta device (no memory, no initialisation: the 795M
+    SimCLRv2 ResNet-152 3x counts in a fraction of a second). Configs that differ only in which head output the
+    classifier reads (SimCLRv2Neck.out_layer) share the count."""
+    from mmengine.registry import init_default_scope
+    from mmsimclr.models.backbones.resnet_sk import _LinspaceOnCPU  # mmpretrain ResNet's linspace(...).item()
+    from mmsimclr.registry import MODELS
+    from mmsimclr.utils.setup_env import register_all_modules
+    key_cfg = copy.deepcopy(model_cfg)
+    if isinstance(key_cfg.get('neck'), dict):
+        key_cfg.neck.pop('out_layer', None)
+    key = repr(key_cfg)
+    if key not in _PARAMS:
+        register_all_modules(init_default_scope=False)
+        init_default_scope('mmsimclr')
+        with torch.device('meta'), _LinspaceOnCPU():
+            model = MODELS.build(model_cfg)
+        _PARAMS[key] = sum(p.numel() for p in model.parameters())
+    return _PARAMS[key]
+
+
+@pytest.mark.parametrize('name', sorted(load_zoo_file(DEFAULT_ZOO_FILE)))
+def test_every_entry_names_a_config_with_its_parameter_count(name):
+    info = get_model_info(name)
+    assert osp.isfile(info.config), info.config
+    assert info.metadata['Parameters'] == _meta_param_count(Config.fromfile(info.config).model)
+
+
 def test_800e_models_are_listed_with_800_epochs():
     assert get_model_info('simclr_resnet50_16xb256-coslr-800e_in1k').metadata['Epochs'] == 800
 
@@ -76,7 +111,9 @@ def test_simclr_state_dict_matches_mmpretrain():
 
 def test_unknown_name_suggests_close_matches():
     with pytest.raises(ValueError, match='resnet50_simclr-200e-pre_8xb512-linear-coslr-90e_in1k'):
-        get_model('resnet50_simclr-200e-linear')
+        get_model('resnet50_simclr-200e-pre_8xb512-linear-90e_in1k')
+    with pytest.raises(ValueError, match='resnet50-1x-sk1_simclrv2-pre_linear_in1k'):
+        get_model('resnet50-1x-sk1_simclrv2-linear_in1k')
 
 
 def test_missing_config_file():

@@ -1,0 +1,4 @@
+# SimCLRv2's ResNet-101 (1x, SK) fine-tuned on 100% of the ImageNet labels (published top-1 80.6): as with all labels
+# the paper fine-tunes from the projection head's input, the classifier sits on the pooled backbone
+# features (out_layer=0, as the pretrained model's).
+_base_ = ['./resnet101-1x-sk1_simclrv2-pre_8xb512-linear-coslr-90e_in1k.py']

@@ -1,0 +1,5 @@
+# SimCLRv2's ResNet-50 (1x) fine-tuned on 1% of the ImageNet labels (published top-1 57.9): the classifier
+# sits on the projection head's first layer (--ft_proj_selector=1).
+_base_ = ['./resnet50-1x-sk0_simclrv2-pre_8xb512-linear-coslr-90e_in1k.py']
+
+model = dict(neck=dict(out_layer=1))
