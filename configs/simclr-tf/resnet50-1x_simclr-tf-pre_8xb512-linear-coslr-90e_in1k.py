@@ -5,7 +5,7 @@
 # 0.875 of the shorter side, bicubic resize to 224 (the paper's data_util.py). The dataset / schedule are those of
 # our linear evaluation, so tools/test.py and transfer_linear.py run on it unchanged.
 _base_ = [
-    '../_base_/datasets/imagenet_bs512_linear.py',
+    '../_base_/datasets/imagenet_bs512_tf_eval.py',
     '../_base_/schedules/lars_coslr_90e_linear.py',
     '../_base_/default_runtime.py',
 ]
@@ -33,11 +33,3 @@ model = dict(
         topk=(1, 5)),
 )
 
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='CenterCropFraction', fraction=0.875),
-    dict(type='Resize', scale=(224, 224), interpolation='bicubic'),
-    dict(type='PackInputs'),
-]
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader

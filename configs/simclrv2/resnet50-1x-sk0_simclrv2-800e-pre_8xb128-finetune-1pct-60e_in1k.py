@@ -14,7 +14,7 @@
 #   ... model.neck.out_layer=0 model.neck.init_cfg=None
 _base_ = [
     '../_base_/models/simclrv2_r50_finetune.py',
-    '../_base_/datasets/imagenet_bs512_linear.py',
+    '../_base_/datasets/imagenet_bs512_tf_eval.py',
     '../_base_/schedules/lars_finetune_simclrv2.py',
     '../_base_/default_runtime.py',
 ]
@@ -29,21 +29,8 @@ optim_wrapper = dict(optimizer=dict(lr=0.16))  # 0.005 x sqrt(1024)
 # parameters without gradients
 model_wrapper_cfg = dict(find_unused_parameters=True)
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=224, backend='pillow', interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='CenterCropFraction', fraction=0.875),
-    dict(type='Resize', scale=(224, 224), interpolation='bicubic'),
-    dict(type='PackInputs'),
-]
+train_pipeline = _base_.tf_train_pipeline  # TF fine-tuning crops (imagenet_bs512_tf_eval.py)
 train_dataloader = dict(batch_size=128, dataset=dict(ann_file='meta/train_1percent.txt', pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=60, by_epoch=True, begin=0, end=60, convert_to_iter_based=True)]
 train_cfg = dict(max_epochs=60, val_interval=10)

@@ -8,7 +8,7 @@
 # The authors' distillation code is not public (only a colab), so this is the paper's description.
 # Teacher weights (loaded strictly): --cfg-options model.teacher_checkpoint=PATH
 _base_ = [
-    '../_base_/datasets/imagenet_bs512_linear.py',
+    '../_base_/datasets/imagenet_bs512_tf_eval.py',
     '../_base_/schedules/lars_coslr_800e_simclrv2.py',
     '../_base_/default_runtime.py',
 ]
@@ -35,21 +35,8 @@ model = dict(
 )
 
 # all training images; their labels are loaded by the dataset but never read by the loss
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=224, backend='pillow', interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='CenterCropFraction', fraction=0.875),
-    dict(type='Resize', scale=(224, 224), interpolation='bicubic'),
-    dict(type='PackInputs'),
-]
+train_pipeline = _base_.tf_train_pipeline  # TF fine-tuning crops (imagenet_bs512_tf_eval.py)
 train_dataloader = dict(batch_size=256, drop_last=True, dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
 
 warmup_epochs = 20
 max_epochs = 400

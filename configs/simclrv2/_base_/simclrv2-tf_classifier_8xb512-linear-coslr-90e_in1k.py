@@ -10,7 +10,7 @@
 # and transfer_linear.py run on these configs unchanged; training with them fits the classifier on frozen backbone
 # features (and, where out_layer=1, the head layer it sits on).
 _base_ = [
-    '../../_base_/datasets/imagenet_bs512_linear.py',
+    '../../_base_/datasets/imagenet_bs512_tf_eval.py',
     '../../_base_/schedules/lars_coslr_90e_linear.py',
     '../../_base_/default_runtime.py',
 ]
@@ -44,11 +44,3 @@ model = dict(
 # the head layers after out_layer get no gradient
 model_wrapper_cfg = dict(find_unused_parameters=True)
 
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='CenterCropFraction', fraction=0.875),
-    dict(type='Resize', scale=(224, 224), interpolation='bicubic'),
-    dict(type='PackInputs'),
-]
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
