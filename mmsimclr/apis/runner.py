@@ -25,6 +25,7 @@ from typing import Iterable
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from mmsimclr.evaluation.embedding import innermost_dataset_cfg
 from mmsimclr.registry import RUNNERS
 from mmsimclr.utils.config_check import ConfigError, check_config
 from mmsimclr.utils.dist import (DeviceError, check_device, exit_when_a_rank_is_lost, fit_loader_workers,
@@ -81,13 +82,10 @@ def build_runner(cfg: Config, config_path: str, launcher: str = 'none', phase: s
 def cache_folder_listing(cfg: Config) -> None:
     """Give every ``UnlabeledImageFolder`` of the training data (wrappers looked through) that has no
     ``file_list`` the work dir's ``file_list.txt``: the folder is listed once per run, by rank 0."""
-    node = (cfg.get('train_dataloader') or {}).get('dataset')
-    while isinstance(node, dict):
-        if str(node.get('type', '')).split('.')[-1] == 'UnlabeledImageFolder':
-            if node.get('file_list') is None and cfg.get('work_dir'):
-                node['file_list'] = osp.join(cfg.work_dir, 'file_list.txt')
-            return
-        node = node.get('dataset')
+    node = innermost_dataset_cfg((cfg.get('train_dataloader') or {}).get('dataset'))
+    if isinstance(node, dict) and str(node.get('type', '')).split('.')[-1] == 'UnlabeledImageFolder':
+        if node.get('file_list') is None and cfg.get('work_dir'):
+            node['file_list'] = osp.join(cfg.work_dir, 'file_list.txt')
 
 
 def lost_rank_guard(runner: Runner):

@@ -18,6 +18,14 @@ from .pipelines import eval_pipeline_from
 _SPLIT_TYPES = ('CIFAR10', 'CIFAR100', 'ImageNet', 'MNIST', 'FashionMNIST')
 
 
+def innermost_dataset_cfg(dataset: dict) -> dict:
+    """The dataset config inside dataset wrappers (``RepeatDataset``, ``ClassBalancedDataset``...: a config with a
+    ``dataset`` key that is not itself a dataset with splits); the config object itself, not a copy."""
+    while isinstance(dataset, dict) and 'dataset' in dataset and dataset.get('type') not in _SPLIT_TYPES:
+        dataset = dataset['dataset']
+    return dataset
+
+
 def derive_dataset_cfg(train_dataset: dict, split: str, pipeline: Optional[List[dict]] = None) -> dict:
     """Config of the ``split`` (``'train'``, ``'test'``, ``'val'``) set of the dataset a training config reads.
 
@@ -29,9 +37,7 @@ def derive_dataset_cfg(train_dataset: dict, split: str, pipeline: Optional[List[
     Raises:
         ValueError: the test set cannot be located; the message says to pass an explicit dataset config.
     """
-    cfg = copy.deepcopy(dict(train_dataset))
-    while 'dataset' in cfg and cfg.get('type') not in _SPLIT_TYPES:  # dataset wrappers
-        cfg = copy.deepcopy(dict(cfg['dataset']))
+    cfg = copy.deepcopy(dict(innermost_dataset_cfg(train_dataset)))
     cfg['pipeline'] = pipeline if pipeline is not None else eval_pipeline_from(cfg.get('pipeline', []))
     cfg.pop('indices', None)
     if 'split' in cfg or cfg.get('type') in _SPLIT_TYPES:

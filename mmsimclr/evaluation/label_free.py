@@ -20,7 +20,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ['alignment', 'contrast_accuracy', 'rankme', 'uniformity']
+__all__ = ['MEASURES', 'alignment', 'contrast_accuracy', 'rankme', 'uniformity']
+
+#: The measures' names, as logged under ``labelfree/<name>`` by the monitor hook.
+MEASURES = ('rankme', 'alignment', 'uniformity', 'contrast_acc')
 
 
 def rankme(h: torch.Tensor, eps: float = 1e-7) -> float:

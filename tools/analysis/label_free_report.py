@@ -13,9 +13,8 @@ import glob
 import os.path as osp
 from typing import Dict, List
 
+from mmsimclr.evaluation.label_free import MEASURES
 from mmsimclr.utils.vis_scalars import read_scalar_rows
-
-MEASURES = ('rankme', 'alignment', 'uniformity', 'contrast_acc')
 
 
 def log_dir_of(path: str) -> str:

@@ -34,6 +34,7 @@ training and checkpointing go on.
 """
 import itertools
 import os.path as osp
+import random
 import time
 from typing import Dict, List, Optional
 
@@ -43,14 +44,12 @@ from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from torch.utils.data import Dataset
 
-from mmsimclr.evaluation.embedding import build_eval_loader, build_subset, derive_dataset_cfg
+from mmsimclr.evaluation.embedding import (build_eval_loader, build_subset, derive_dataset_cfg,
+                                           innermost_dataset_cfg)
 from mmsimclr.evaluation.features import embed, extract_dataset_features, unwrap
-from mmsimclr.evaluation.label_free import alignment, contrast_accuracy, rankme, uniformity
+from mmsimclr.evaluation.label_free import MEASURES, alignment, contrast_accuracy, rankme, uniformity
 from mmsimclr.evaluation.pipelines import eval_pipeline_from
 from mmsimclr.registry import HOOKS
-
-_WRAPPER_TYPES = ('RepeatDataset', 'ClassBalancedDataset', 'ConcatDataset', 'KFoldDataset')
-_KEYS = ('rankme', 'alignment', 'uniformity', 'contrast_acc')
 
 
 class SeededViews(Dataset):
@@ -65,7 +64,6 @@ class SeededViews(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int):
-        import random
         np_state, py_state = np.random.get_state(), random.getstate()
         np.random.seed((self.seed * 1_000_003 + index) % 2**32)
         random.seed(self.seed * 1_000_003 + index)
@@ -76,17 +74,10 @@ class SeededViews(Dataset):
             random.setstate(py_state)
 
 
-def _unwrap_dataset_cfg(cfg: dict) -> dict:
-    cfg = dict(cfg)
-    while cfg.get('type') in _WRAPPER_TYPES and 'dataset' in cfg:
-        cfg = dict(cfg['dataset'])
-    return cfg
-
-
 def monitor_dataset_cfg(train_dataset: dict) -> tuple:
     """``(dataset config without pipeline, description)`` of the images the hook measures (see the module
     docstring) for the training dataset config ``train_dataset``."""
-    base = _unwrap_dataset_cfg(train_dataset)
+    base = dict(innermost_dataset_cfg(train_dataset))
     if str(base.get('type', '')).split('.')[-1] == 'UnlabeledImageFolder':
         if base.get('holdout', 0) > 0:
             return dict(base, split='holdout'), 'the held-out sample of the folder'
@@ -150,7 +141,7 @@ class LabelFreeMonitorHook(Hook):
         if 'dataset' not in loader_cfg:
             raise ValueError('no train_dataloader.dataset in the config to take the images from')
         source, where = monitor_dataset_cfg(loader_cfg['dataset'])
-        views_pipeline = _unwrap_dataset_cfg(loader_cfg['dataset']).get('pipeline') or []
+        views_pipeline = innermost_dataset_cfg(loader_cfg['dataset']).get('pipeline') or []
         clean_pipeline = runner.cfg.get('test_pipeline') or eval_pipeline_from(views_pipeline)
         clean = build_subset(dict(source, pipeline=clean_pipeline), self.num_images, self.seed)
         views = build_subset(dict(source, pipeline=views_pipeline), self.num_images, self.seed)
@@ -248,9 +239,9 @@ class LabelFreeMonitorHook(Hook):
         row = dict(epoch=epoch, **values, loss=self._epoch_loss(runner) if epoch > 0 else None,
                    knn=self._knn(runner, epoch), seconds=time.time() - start)
         self.history = [r for r in self.history if r['epoch'] != epoch] + [row]
-        scalars = {f'labelfree/{k}': values[k] for k in _KEYS + ('rankme_max', )}
+        scalars = {f'labelfree/{k}': values[k] for k in MEASURES + ('rankme_max', )}
         scalars['labelfree/epoch'] = epoch
-        for key in _KEYS:
+        for key in MEASURES:
             runner.message_hub.update_scalar(f'labelfree/{key}', values[key])
         runner.visualizer.add_scalars(scalars, step=runner.iter)
         runner.logger.info(
