@@ -17,7 +17,7 @@ NP1_STAMP := $(NP1_VENV)/.mmsimclr-installed
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadgroup
 
-.PHONY: setup setup-numpy1 test test-fast test-numpy1 demo clean
+.PHONY: setup setup-numpy1 test test-fast test-numpy1 demo docs clean
 
 setup: $(STAMP)
 
@@ -30,11 +30,11 @@ $(NP1_STAMP): $(STAMP)
 		> "$$($(NP1_PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/mmsimclr_base_venv.pth"
 	touch $@
 
-$(STAMP): setup.py setup.cfg requirements/runtime.txt requirements/torch.txt requirements/tests.txt
+$(STAMP): setup.py setup.cfg requirements/runtime.txt requirements/torch.txt requirements/tests.txt requirements/docs.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements/torch.txt
-	$(PY) -m pip install -q -r requirements/runtime.txt -r requirements/tests.txt
+	$(PY) -m pip install -q -r requirements/runtime.txt -r requirements/tests.txt -r requirements/docs.txt
 	$(PY) -m pip install -q --no-deps -e .
 	# mmengine's config imports yapf, which writes its grammar cache (~/.cache/YAPF) on the first import after an
 	# install; two pytest-xdist workers doing that at once can read a half-written pickle (EOFError): write it now
@@ -51,8 +51,13 @@ test-numpy1: setup-numpy1
 test-fast: setup
 	$(PY) -m pytest -q $(XDIST) tests -m "not slow"
 
+# the site (docs/en, MyST Markdown) into docs/en/_build/html; warnings are errors, among them links to a page, anchor
+# or repository file that does not exist (no network needed); make test builds it too (tests/test_docs)
+docs: setup
+	$(PY) -m sphinx -E -W --keep-going -q -b html docs/en docs/en/_build/html
+
 demo: setup
 	$(PY) tools/demo.py $(if $(DATA),--data $(DATA))
 
 clean:
-	rm -rf $(VENV) $(NP1_VENV) work_dirs
+	rm -rf $(VENV) $(NP1_VENV) work_dirs docs/en/_build

@@ -34,8 +34,8 @@ def linear_transfer(net: torch.nn.Module, train_dir: str, test_dir: str, size: i
     ``<class>/<image>`` folders with the same class names).
 
     Returns:
-        ``{'top1', 'top5', 'l2', 'val_top1': {lambda: %}, 'num_train', 'num_test', 'num_classes', 'feature_dim',
-        'seconds'}``.
+        dict: ``top1``, ``top5`` (%), ``l2`` (the chosen lambda), ``val_top1`` (``{lambda: %}`` on the held-out
+        part of train), ``num_train``, ``num_test``, ``num_classes``, ``feature_dim`` and ``seconds``.
     """
     start = time.time()
     train_paths, train_labels, classes = scan_image_folder(train_dir)

@@ -2,7 +2,7 @@
 SimCLR, with multi-tensor ops over all parameters of a group and no host synchronisation.
 
 For a parameter ``w`` with gradient ``g`` in a group with learning rate ``lr``, weight decay ``wd``, LARS coefficient
-``eta``, momentum ``mu``, dampening ``damp`` (``w``, ``g``, ``v``: tensors of the parameter's shape):
+``eta``, momentum ``mu``, dampening ``damp`` (``w``, ``g``, ``v``: tensors of the parameter's shape)::
 
     trust = eta |w| / (|g| + wd |w| + eps)   if |w| > 0 and |g| > 0 and not lars_exclude,   else 1
     s     = lr trust                        (the parameter's step size)

@@ -37,12 +37,13 @@ class SimCLR(BaseSelfSupervisor):
       representation the paper evaluates) and ``proj`` (the projection ``z = g(h)``). This is what val/test loops
       and feature extraction use (mmpretrain's self-supervised models raise ``Invalid mode "predict"``).
 
-    Args: as mmpretrain's ``BaseSelfSupervisor`` (``backbone``, ``neck``, ``head``, ``data_preprocessor``,
-    ``init_cfg``), so mmpretrain's SimCLR configs and checkpoints work unchanged. ``neck``, ``head`` and
-    ``data_preprocessor`` configs are built in the ``mmsimclr`` scope whatever the default scope (none,
-    ``'mmpretrain'`` or ``'mmsimclr'``), so ``type='NonLinearNeck'`` / ``'ContrastiveHead'`` are mmsimclr's; the
-    backbone is built in the caller's scope, as mmpretrain does. ``head`` must accept ``loss(z, num_views=V)``
-    (mmsimclr's ``ContrastiveHead`` does; mmpretrain's is refused with an explanation). Plus
+    Args:
+        backbone, neck, head, data_preprocessor, init_cfg (dict): as mmpretrain's ``BaseSelfSupervisor``, so
+            mmpretrain's SimCLR configs and checkpoints work unchanged. ``neck``, ``head`` and ``data_preprocessor``
+            configs are built in the ``mmsimclr`` scope whatever the default scope (none, ``'mmpretrain'`` or
+            ``'mmsimclr'``), so ``type='NonLinearNeck'`` / ``'ContrastiveHead'`` are mmsimclr's; the backbone is
+            built in the caller's scope, as mmpretrain does. ``head`` must accept ``loss(z, num_views=V)``
+            (mmsimclr's ``ContrastiveHead`` does; mmpretrain's is refused with an explanation).
         channels_last (bool): keep weights and activations in ``torch.channels_last`` (NHWC) memory format, which
             convolutions run faster in on tensor cores and with oneDNN; values are unchanged. Defaults to False.
         grad_cache (dict, optional): train with gradient caching (Gao et al., 2021, "Scaling Deep Contrastive

@@ -27,7 +27,10 @@ from mmsimclr.registry import MODELS
 
 @MODELS.register_module()
 class NonLinearNeck(BaseModule):
-    """Args:
+    """The projection head g(.) of SimCLR: ``num_layers`` linear layers with BN and ReLU between them (the module
+    docstring gives the layout and the tensor shapes).
+
+    Args:
         in_channels, hid_channels, out_channels (int): feature sizes.
         num_layers (int): number of linear layers (>= 1). Defaults to 2 (the paper's 2048-2048-128 head).
         with_bias (bool): bias in every linear layer but the last of two or more. Defaults to False (a BN follows).

@@ -1,0 +1,24 @@
+"""Sphinx configuration of the mmsimclr docs (MyST Markdown; built by `make docs` with warnings as errors)."""
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '_ext'))
+
+project = 'mmsimclr'
+author = 'the mmsimclr authors'
+copyright = '2026, the mmsimclr authors'
+release = ''  # set below from the package, when it imports
+
+extensions = [
+    'myst_parser',
+    'sphinx.ext.autodoc',
+    'sphinx.ext.napoleon',
+    'repo_links',
+]
+source_suffix = {'.md': 'markdown', '.rst': 'restructuredtext'}
+exclude_patterns = ['_build']
+myst_heading_anchors = 3
+myst_enable_extensions = ['colon_fence']
+html_theme = 'furo'
+html_title = 'mmsimclr'

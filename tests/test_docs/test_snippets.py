@@ -1,0 +1,58 @@
+"""The examples of the README and the docs work: every python/bash block says how it is tested (docs/README.md),
+every block is parsed and every tool command in it has its options parsed by the tool's own parser, and the
+``run`` blocks of each page run, in order, in a sandbox with tiny data."""
+import os.path as osp
+
+import pytest
+
+from .snippets import KINDS, ROOT, check_bash, check_python, code_blocks, doc_files, make_data, make_sandbox, \
+    read_blocks, run_block
+
+FILES = doc_files()
+RUN_FILES = [f for f in FILES if any(b.kind == 'run' for b in code_blocks(f))]
+
+
+def test_the_docs_have_examples_of_each_kind():
+    kinds = {b.kind for f in FILES for b in code_blocks(f)}
+    assert {'run', 'download', 'long'} <= kinds
+    assert len(RUN_FILES) >= 4
+
+
+@pytest.mark.parametrize('path', FILES)
+def test_every_block_says_how_it_is_tested(path):
+    problems = []
+    for b in read_blocks(path):
+        if not b.lang:
+            problems.append(f'{b.where}: a fence without a language (```text for output)')
+        elif b.lang in ('python', 'bash') and b.kind not in KINDS:
+            problems.append(f'{b.where}: {b.lang} block without a <!-- snippet: {"|".join(KINDS)} --> marker'
+                            if not b.kind else f'{b.where}: unknown snippet kind {b.kind!r}')
+        elif b.lang not in ('python', 'bash') and b.kind:
+            problems.append(f'{b.where}: a {b.lang} block has a snippet marker; only python and bash blocks run')
+    assert not problems, '\n'.join(problems)
+
+
+@pytest.mark.parametrize('path', FILES)
+def test_every_block_parses_and_its_commands_take_their_options(path):
+    blocks = code_blocks(path)
+    for b in blocks:
+        if b.lang == 'python':
+            check_python(b)
+            if b.kind == 'run':
+                b.runnable_code()  # every substitution matches
+        else:
+            check_bash(b)
+
+
+@pytest.fixture(scope='module')
+def docs_data(tmp_path_factory):
+    return make_data(str(tmp_path_factory.mktemp('docs_data')))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('path', RUN_FILES)
+def test_the_run_blocks_run(path, docs_data, tmp_path):
+    cwd = make_sandbox(docs_data, str(tmp_path / 'sandbox'))
+    for b in code_blocks(path):
+        if b.kind == 'run':
+            run_block(b, cwd)
