@@ -163,5 +163,12 @@ class UnlabeledImageFolder(BaseDataset):
             keep = np.flatnonzero(mask).tolist()
         else:
             keep = range(len(rel))
+        if self.split == 'holdout' and not len(keep):
+            # mmengine cannot serialise an empty dataset ("need at least one array to concatenate"): say why instead
+            raise ValueError(
+                f'UnlabeledImageFolder: the held-out sample of {self.folder} is empty: {len(rel)} images hold out '
+                f'min(holdout={self.holdout}, {self.holdout_max_fraction:.0%} of them) = 0; add images (at least '
+                f'{int(np.ceil(1 / self.holdout_max_fraction)) if self.holdout_max_fraction else "any"} for one '
+                'held-out image) or raise holdout_max_fraction')
         folder = self.folder
         return [dict(img_path=osp.join(folder, rel[i])) for i in keep]

@@ -52,6 +52,9 @@ def test_holdout_is_fixed_disjoint_and_capped(mixed_image_folder):
     assert paths(split='holdout', holdout=2000, seed=1) != held
     assert len(paths(split='holdout', holdout=8, holdout_max_fraction=0.5)) == 8
     assert paths(split='train') == paths(split='all')  # holdout=0: nothing left out
+    # a folder too small for one held-out image: the reason, not mmengine's "need at least one array to concatenate"
+    with pytest.raises(ValueError, match=r'held-out sample .* is empty: 25 images .*at least 100 for one'):
+        UnlabeledImageFolder(data_root=root, split='holdout', holdout=5, holdout_max_fraction=0.01)
 
 
 def test_file_list_is_written_once_then_read_back(mixed_image_folder, tmp_path, monkeypatch):
