@@ -30,12 +30,20 @@ def make_tiny_dataset(out_dir: str, classes: int = 4, per_class: int = 16, size:
     return out_dir
 
 
-if __name__ == '__main__':
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('out_dir')
     p.add_argument('--classes', type=int, default=4)
     p.add_argument('--per-class', type=int, default=16)
     p.add_argument('--size', type=int, default=32)
-    a = p.parse_args()
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    a = parse_args(argv)
     make_tiny_dataset(a.out_dir, a.classes, a.per_class, a.size)
     print(f'wrote {a.classes} classes x {a.per_class} images to {a.out_dir}/{{train,test}}')
+
+
+if __name__ == '__main__':
+    main()

@@ -163,7 +163,7 @@ def cuda_problem(env: Mapping[str, str] = os.environ, dev_dir: Optional[str] = N
     if torch.version.cuda is None:
         causes.append(f'this torch ({torch.__version__}) is built without CUDA: install a CUDA build of torch that '
                       'your driver supports, e.g. pip install torch --index-url https://download.pytorch.org/whl/cu126 '
-                      '(README, "Installing on a GPU cluster")')
+                      '(docs/en/get_started.md, "On a GPU cluster: bring the cluster\'s torch")')
     visible = env.get('CUDA_VISIBLE_DEVICES')
     if visible is not None:
         problem = visible_devices_problem(visible, len(evidence['smi']))

@@ -195,9 +195,30 @@ def check_cfg_options(config_file, options):
                 assert part.isdigit() and int(part) < len(node), f'{config_file}: no setting {".".join(walked)}'
                 node = node[int(part)]
                 continue
-            assert hasattr(node, 'get') and part in node, \
+            assert hasattr(node, 'get'), f'--cfg-options {key}: {".".join(walked[:-1])} is not a dict'
+            if part not in node and 'type' in node and _accepts(node['type'], part):
+                break  # an argument of the module the dict builds, which the config leaves at its default
+            assert part in node, \
                 f'--cfg-options {key}: {osp.relpath(config_file, ROOT)} has no setting {".".join(walked)}'
             node = node[part]
+
+
+def _accepts(type_name, argument):
+    """Whether the registered class ``type_name`` (any mmsimclr registry, or its mmpretrain/mmengine parents) takes
+    ``argument`` in its constructor."""
+    import inspect
+
+    import mmsimclr.registry as registry
+    from mmengine.registry import Registry
+    from mmsimclr.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    for reg in vars(registry).values():
+        if isinstance(reg, Registry) and isinstance(type_name, str):
+            cls = reg.get(type_name)
+            if cls is not None:
+                params = inspect.signature(cls).parameters
+                return argument in params
+    return False
 
 
 def check_train_or_test(tool, argv):
@@ -335,9 +356,10 @@ def make_data(root):
 
 
 def make_sandbox(data_root, where):
-    """A fresh folder: the checkout's configs/, tools/, demo/ and model_zoo.yml linked, the tiny data copied."""
+    """A fresh folder laid out as the checkout (configs/, tools/, demo/, mmsimclr/, model_zoo.yml linked), with the tiny
+    data copied in."""
     os.makedirs(where, exist_ok=True)
-    for name in ('configs', 'tools', 'demo', 'model_zoo.yml', 'resources'):
+    for name in ('configs', 'tools', 'demo', 'mmsimclr', 'model_zoo.yml', 'resources'):
         os.symlink(osp.join(ROOT, name), osp.join(where, name))
     shutil.copytree(osp.join(data_root, 'data'), osp.join(where, 'data'))
     shutil.copy(osp.join(data_root, 'bird.JPEG'), where)

@@ -41,7 +41,7 @@ def test_links_to_repository_files_work_and_broken_links_fail_the_build(tmp_path
     html = (tmp_path / 'out' / 'page.html').read_text()
     assert 'href="../../../configs/c.py"' in html.replace('../../../../', '../../../') or 'configs/c.py"' in html
     assert 'README.md"' in html
-    for bad in ('[x](../../configs/nope.py)', '[x](nope.md)', '[x](#no-such-section)'):
+    for bad in ('[x](../../configs/nope.py)', '[x](nope.md)', '[x](#no-such-section)', '[x](index.md#nope)'):
         (src / 'page.md').write_text(good + bad + '\n')
         res = sphinx(str(src), str(tmp_path / 'out_bad'))
         assert res.returncode != 0 and 'xref_missing' in res.stderr, (bad, res.stderr)

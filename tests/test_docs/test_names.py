@@ -40,8 +40,12 @@ def named_paths():
     """(file, path) for every repository path a doc names."""
     out = set()
     for doc in doc_files():
-        for m in PATH.finditer(text_of(doc)):
-            out.add((doc, m.group(1).rstrip('.')))
+        text = text_of(doc)
+        for m in PATH.finditer(text):
+            name = m.group(1).rstrip('.')
+            if text[m.end():m.end() + 1] == '<':  # configs/simclrv2/simclrv2_<arch>_...: a pattern
+                name += '*'
+            out.add((doc, name))
     return sorted(out)
 
 
@@ -62,9 +66,10 @@ def test_every_path_the_docs_name_exists(doc, name):
 def test_packaged_config_names_given_to_the_tools_resolve():
     """``python tools/train.py NAME`` / ``tools/test.py NAME`` with a packaged config name (no path), in prose too."""
     from mmsimclr.utils.config_path import resolve_config
-    names = {m.group(1) for m in re.finditer(r'tools/(?:train|test)\.py\s+([\w./-]+[\w])(?=[\s`])', all_text())
+    spans = '\n'.join(re.findall(r'`([^`\n]+)`', all_text()))  # inline code (code blocks: test_snippets.py)
+    names = {m.group(1) for m in re.finditer(r'tools/(?:train|test)\.py +([\w./-]+[\w])(?= |$)', spans, re.M)
              if not m.group(1).isupper() and not m.group(1).startswith(('configs/', '-'))}
-    assert len(names) >= 3
+    assert names
     for name in sorted(names):
         assert osp.isfile(resolve_config(name)), name
 
@@ -125,12 +130,34 @@ def test_the_api_reference_covers_the_public_api_and_every_registered_module():
     documented |= {f'{m}.{name.strip()}' for m, names in
                    re.findall(r'\.\. automodule:: ([\w.]+)\n\s+:members: ([\w, ]+)', api) for name in names.split(',')}
     missing = [f'mmsimclr.{n}' for n in mmsimclr.__all__ if n != '__version__' and f'mmsimclr.{n}' not in documented]
+    from mmengine.registry import Registry
     for name in dir(registry):
         reg = getattr(registry, name)
-        for key, cls in getattr(reg, 'module_dict', {}).items():
+        if not isinstance(reg, Registry):
+            continue
+        for key, cls in reg.module_dict.items():
             if cls.__module__.startswith('mmsimclr') and f'{cls.__module__}.{cls.__name__}' not in documented:
                 missing.append(f'{name}: {key} ({cls.__module__}.{cls.__name__})')
     assert missing == []
+
+
+def github_anchors(markdown):
+    """The anchors GitHub (and MyST, myst_heading_anchors) gives the headings of a Markdown file."""
+    out = set()
+    for title in re.findall(r'^#{1,6} +(.+?) *$', re.sub(r'```.*?```', '', markdown, flags=re.S), flags=re.M):
+        slug = re.sub(r'[^\w\- ]', '', title.replace('`', '').strip().lower()).replace(' ', '-')
+        out.add(slug)
+    return out
+
+
+def test_the_readme_links_into_the_docs_exist():
+    """The site checks its own links (test_build.py); the README's are checked here: page and anchor."""
+    links = re.findall(r'\]\((docs/en/[\w-]+\.md)(?:#([\w-]+))?\)', text_of('README.md'))
+    assert len(links) >= 10
+    for page, anchor in links:
+        assert osp.isfile(osp.join(ROOT, page)), page
+        if anchor:
+            assert anchor in github_anchors(text_of(page)), f'README.md links {page}#{anchor}: no such heading'
 
 
 def test_the_readme_is_short_and_links_every_page():

@@ -32,7 +32,9 @@ import torch
 # the repository, for its config files (code is imported as installed)
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-CIFAR = '/work/shared/data/cifar10-jpeg.tar.gz'
+# the shared CIFAR-10 JPEG copy beside the checkout (as quality_cifar10.py looks for it)
+CIFAR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))),
+                     'shared', 'data', 'cifar10-jpeg.tar.gz')
 
 
 def make_images(out_dir: str, num: int, cifar: str, seed: int = 0):
@@ -185,14 +187,14 @@ def measure(num_images: int = 64, rounds: int = 5, cifar: str = CIFAR, seed: int
     return dict(ips=ips, loader_ips=loader_ips, device_ips=device_ips)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--num-images', type=int, default=64)
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--threads', type=int, default=1, help='OpenCV and torch threads (1: single core)')
     parser.add_argument('--cifar', default=CIFAR, help='CIFAR-10 JPEG archive for natural-ish images')
     parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     cv2.setNumThreads(args.threads)
     torch.set_num_threads(args.threads)
