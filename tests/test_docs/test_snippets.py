@@ -56,3 +56,32 @@ def test_the_run_blocks_run(path, docs_data, tmp_path):
     for b in code_blocks(path):
         if b.kind == 'run':
             run_block(b, cwd)
+
+
+def inline_commands():
+    """Commands written in inline code (`python tools/x.py ...`, `bash tools/dist_train.sh ...`), usage forms with
+    ``[...]``, ``...`` or ``<...>`` left out."""
+    import re
+    out = []
+    for path in FILES:
+        with open(osp.join(ROOT, path), encoding='utf-8') as f:
+            text = re.sub(r'```.*?```', '', f.read(), flags=re.S)
+        for span in re.findall(r'`([^`\n]+)`', text):
+            if re.match(r'^(?:[A-Z_]+=\S+ )*(?:\.venv/bin/)?(?:python|bash) (?:tools|demo)/\S+ \S', span) \
+                    and not re.search(r'\[|\.\.\.|<', span):
+                out.append((path, span))
+    return out
+
+
+def test_inline_commands_take_their_options():
+    from .snippets import bash_commands, check_command
+    commands = inline_commands()
+    assert len(commands) >= 10
+    problems = []
+    for path, span in commands:
+        try:
+            for tokens in bash_commands(span):
+                check_command(tokens)
+        except Exception as e:  # noqa: BLE001 - collected, reported together
+            problems.append(f'{path}: `{span}`: {e}')
+    assert not problems, '\n'.join(problems)
