@@ -348,6 +348,14 @@ def make_data(root):
         picture(w, h).save(osp.join(folder, f'img_{i:02d}.{"png" if i % 5 == 0 else "jpg"}'))
     make_tiny_dataset(osp.join(root, 'data', 'cifar10'), classes=4, per_class=8, size=32, seed=1)
     make_tiny_dataset(osp.join(root, 'data', 'tiny'))
+    meta = osp.join(root, 'data', 'imagenet', 'meta')  # an ImageNet train list (text only): 10 classes x 200
+    os.makedirs(meta)
+    names = [[f'n{c:08d}_{i}.JPEG' for i in range(200)] for c in range(10)]
+    with open(osp.join(meta, 'train.txt'), 'w') as f:
+        f.writelines(f'n{c:08d}/{n} {c}\n' for c in range(10) for n in names[c])
+    for pct, per_class in (('1percent', 2), ('10percent', 20)):  # the published lists' form: file names
+        with open(osp.join(root, f'{pct}.txt'), 'w') as f:
+            f.writelines(f'{n}\n' for c in range(10) for n in names[c][:per_class])
     picture(500, 375).save(osp.join(root, 'bird.JPEG'), quality=90)
     os.makedirs(osp.join(root, 'photos'))
     for i in range(6):
@@ -362,7 +370,8 @@ def make_sandbox(data_root, where):
     for name in ('configs', 'tools', 'demo', 'mmsimclr', 'model_zoo.yml', 'resources'):
         os.symlink(osp.join(ROOT, name), osp.join(where, name))
     shutil.copytree(osp.join(data_root, 'data'), osp.join(where, 'data'))
-    shutil.copy(osp.join(data_root, 'bird.JPEG'), where)
+    for name in ('bird.JPEG', '1percent.txt', '10percent.txt'):
+        shutil.copy(osp.join(data_root, name), where)
     shutil.copytree(osp.join(data_root, 'photos'), osp.join(where, 'photos'))
     return where
 

@@ -10,6 +10,10 @@ from .snippets import KINDS, ROOT, check_bash, check_python, code_blocks, doc_fi
 
 FILES = doc_files()
 RUN_FILES = [f for f in FILES if any(b.kind == 'run' for b in code_blocks(f))]
+# a page whose examples start process groups (dist_train.sh CONFIG 2: two gloo processes) runs with the other
+# process-group tests, one at a time (tests/conftest.py)
+RUN_PARAMS = [pytest.param(f, marks=[pytest.mark.distributed] if any(
+    b.kind == 'run' and 'tools/dist_' in b.code for b in code_blocks(f)) else []) for f in RUN_FILES]
 
 
 def test_the_docs_have_examples_of_each_kind():
@@ -50,7 +54,7 @@ def docs_data(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('path', RUN_FILES)
+@pytest.mark.parametrize('path', RUN_PARAMS)
 def test_the_run_blocks_run(path, docs_data, tmp_path):
     cwd = make_sandbox(docs_data, str(tmp_path / 'sandbox'))
     for b in code_blocks(path):
