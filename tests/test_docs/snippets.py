@@ -34,12 +34,15 @@ PLACEHOLDER = re.compile(r'^[A-Z][A-Z0-9_]*(?:\.[a-z]+)?$')  # CONFIG, CHECKPOIN
 
 @dataclass
 class Block:
+    """One fenced block of a Markdown file."""
     path: str          # repository-relative file
     line: int          # line of the opening fence (1-based)
     lang: str          # 'python', 'bash', or the raw info word for other blocks
     code: str
+    end: int = -1      # index (0-based) of its closing fence line
     kind: str = ''     # marker kind; '' when there is no marker
     subs: list = field(default_factory=list)  # [(old, new)]
+    expected: str = None  # a run block's output as the page shows it: a ```text block right after it, no prose between
 
     @property
     def where(self):
@@ -83,6 +86,9 @@ def read_blocks(path):
         prev = start - 1
         while prev >= 0 and not lines[prev].strip():
             prev -= 1
+        if block.lang == 'text' and blocks and blocks[-1].kind == 'run' and blocks[-1].end == prev:
+            blocks[-1].expected = block.code
+        block.end = i - 1  # index of the closing fence
         mm = MARKER.match(lines[prev]) if prev >= 0 else None
         if mm:
             block.kind = mm.group('kind')
@@ -376,6 +382,23 @@ def make_sandbox(data_root, where):
     return where
 
 
+def check_output(block, out):
+    """The output shown on the page (``block.expected``) is in ``out``: each of its lines, in order, is found in a line
+    of the output, ``...`` standing for any text (a line that is only ``...`` for any lines)."""
+    lines = out.splitlines()
+    pos = 0
+    for want in block.expected.splitlines():
+        want = want.strip()
+        if not want or want == '...':
+            continue
+        pattern = re.compile('.*'.join(re.escape(part) for part in want.split('...')))
+        while pos < len(lines) and not pattern.search(lines[pos]):
+            pos += 1
+        assert pos < len(lines), (f'{block.where}: the page shows the output line {want!r}, which the run did not '
+                                  f'print (in this order)\n--- output (tail) ---\n{out[-3000:]}')
+        pos += 1
+
+
 def run_block(block, cwd, timeout=300):
     """Run a ``run`` block in ``cwd`` with the test's Python first on PATH; returns the combined output."""
     env = dict(os.environ)
@@ -394,4 +417,6 @@ def run_block(block, cwd, timeout=300):
     out = res.stdout + res.stderr
     assert res.returncode == 0, f'{block.where}: exit status {res.returncode}\n{code}\n--- output (tail) ---\n' \
                                 f'{out[-4000:]}'
+    if block.expected:
+        check_output(block, out)
     return out

@@ -20,6 +20,7 @@ def test_the_docs_have_examples_of_each_kind():
     kinds = {b.kind for f in FILES for b in code_blocks(f)}
     assert {'run', 'download', 'long'} <= kinds
     assert len(RUN_FILES) >= 4
+    assert sum(1 for f in FILES for b in code_blocks(f) if b.expected) >= 3  # outputs the pages show are checked
 
 
 @pytest.mark.parametrize('path', FILES)
