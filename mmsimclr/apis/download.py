@@ -252,6 +252,20 @@ def fetch_checkpoint(source: str, progress: bool = True, check_hash: bool = True
     Official ``https://download.openmmlab.com/`` URLs go through ``$MMSIMCLR_MIRROR`` when it is set. With
     ``check_hash``, a file whose name carries a hex suffix is checked against it before it is returned.
 
+    Args:
+        source (str): an ``http(s)://`` URL (downloaded once into :func:`cache_dir`, under the URL's file name), a
+            ``file://`` URL or a local path (``~`` expanded; used in place, never copied nor deleted).
+        progress (bool): show a progress bar on stderr while downloading; nothing is shown for a cached or local
+            file. Defaults to True.
+        check_hash (bool): check that the file's sha256 starts with the hex digits at the end of its name
+            (``<stem>-<hex>.pth``), for a fresh download, a cached copy and a local file alike; a name without
+            such digits is not checked. Defaults to True; False skips the check (e.g. a file renamed by hand).
+        timeout (float): seconds that connecting to the server, and each read from it, may take before the
+            download fails with :class:`DownloadError`; not a limit on the whole download. Defaults to 60.
+
+    Returns:
+        str: the absolute path of the checkpoint file.
+
     Raises:
         FileNotFoundError: a local path (or a file in a folder mirror) does not exist.
         DownloadError: offline, HTTP error or interrupted download (nothing is left under the final name).

@@ -33,12 +33,20 @@ CHECKPOINT_SUFFIXES = ('.pth', '.pt', '.ckpt', '.bin')
 
 
 def config_from_checkpoint(path: str) -> Config:
-    """The config an mmengine runner stored in checkpoint ``path`` (``meta['cfg']``), read as data: the text is
-    never executed and its ``custom_imports`` are not imported (see :mod:`mmsimclr.utils.stored_config`).
+    """The config an mmengine runner stored in checkpoint ``path`` (``meta['cfg']``), read as data.
+
+    The text is never executed and its ``custom_imports`` are not imported (see :mod:`mmsimclr.utils.stored_config`).
+
+    Args:
+        path (str): a local checkpoint file (not a URL), read weights-only on the CPU.
+
+    Returns:
+        Config: the stored config.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the checkpoint stores no config, or no literal ``model`` entry in it.
+        ValueError: the checkpoint stores no config, or no literal ``model`` entry in it, or a config of another
+            ``default_scope`` than ``mmsimclr`` / ``mmpretrain`` (e.g. mmselfsup's).
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'Checkpoint {path} does not exist')

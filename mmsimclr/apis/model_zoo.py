@@ -102,8 +102,18 @@ def all_models() -> Dict[str, ModelInfo]:
 
 
 def list_models(pattern: Optional[str] = None) -> List[str]:
-    """Sorted model names, optionally filtered by a shell-style ``pattern`` (``'*linear*'``) or, without
-    wildcards, by substring (``'800e'``); case-insensitive."""
+    """Sorted names of every known model, optionally filtered by ``pattern``.
+
+    The names are those of ``model_zoo.yml``, of the ``MMSIMCLR_MODEL_ZOO`` files and of :func:`register_model`.
+
+    Args:
+        pattern (str, optional): a shell-style pattern (``'*linear*'``; it must match the whole name) or, without
+            any of the wildcards ``*``, ``?``, ``[``, a substring (``'800e'``); case-insensitive either way.
+            Defaults to None: every name.
+
+    Returns:
+        list[str]: the matching names, sorted.
+    """
     names = sorted(all_models())
     if pattern is None:
         return names
@@ -115,6 +125,12 @@ def list_models(pattern: Optional[str] = None) -> List[str]:
 
 def get_model_info(name: str) -> ModelInfo:
     """The zoo entry called ``name``.
+
+    Args:
+        name (str): the model's name, exactly as :func:`list_models` gives it (case-sensitive, no pattern).
+
+    Returns:
+        ModelInfo: the entry; a :func:`register_model` entry wins over a yml entry of the same name.
 
     Raises:
         ValueError: unknown name; the message lists the closest known names.
@@ -139,8 +155,26 @@ def find_by_config(config: str) -> Optional[ModelInfo]:
 
 def register_model(name: str, config: str, weights: Optional[str] = None, metadata: Optional[dict] = None,
                    force: bool = False) -> ModelInfo:
-    """Add a named model (config path + weights URL or path) so that :func:`get_model` and
-    :func:`inference_model` accept ``name``. A relative ``config`` is taken relative to the repository root.
+    """Add a named model (config path + weights URL or path) to the model zoo of this process.
+
+    :func:`get_model` and :func:`inference_model` then accept ``name``. The entry lives in memory only (nothing is
+    written to a yml file) until :func:`unregister_model` removes it or the process ends.
+
+    Args:
+        name (str): the model's name. It must not be a known name already, unless ``force``.
+        config (str): path of the config that builds the model. A relative path is taken relative to the
+            repository root (the source tree, or the copy of ``configs/`` shipped in the package), not to the
+            current directory. The file must exist.
+        weights (str, optional): URL or local path of the checkpoint that ``get_model(name, pretrained=True)``
+            loads; not checked here. Defaults to None: the model has no published weights, and
+            ``pretrained=True`` is refused.
+        metadata (dict, optional): the entry's ``Metadata`` (e.g. ``Epochs``, ``Batch Size``), copied. Defaults
+            to None (an empty dict).
+        force (bool): replace an existing entry of the same name (a yml entry is shadowed, not removed: it
+            returns after :func:`unregister_model`). Defaults to False, so that a name is not replaced by mistake.
+
+    Returns:
+        ModelInfo: the new entry (with the absolute, normalised config path).
 
     Raises:
         ValueError: ``name`` exists already (pass ``force=True`` to replace it) or ``config`` does not exist.
@@ -156,5 +190,10 @@ def register_model(name: str, config: str, weights: Optional[str] = None, metada
 
 
 def unregister_model(name: str) -> None:
-    """Remove a model added with :func:`register_model` (no-op when there is none)."""
+    """Remove a model added with :func:`register_model` (no-op when there is none).
+
+    Args:
+        name (str): the name given to :func:`register_model`. Entries of the yml files cannot be removed: a yml
+            entry that the registered one shadowed is visible again afterwards.
+    """
     _REGISTERED.pop(name, None)

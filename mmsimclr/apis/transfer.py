@@ -30,12 +30,39 @@ def with_pipeline(net: torch.nn.Module, pipeline: list) -> torch.nn.Module:
 def linear_transfer(net: torch.nn.Module, train_dir: str, test_dir: str, size: int = 224,
                     grid: Sequence[float] = PAPER_GRID, val_fraction: float = 0.2, seed: int = 0,
                     feature: str = 'feat', batch_size: int = 64, progress: bool = True) -> dict:
-    """Fit the logistic regression on the features of ``train_dir`` and evaluate on ``test_dir`` (both
-    ``<class>/<image>`` folders with the same class names).
+    """Fit the logistic regression on the frozen features of ``train_dir`` and evaluate it on ``test_dir``.
+
+    Both folders are ``<class>/<image>`` folders with the same class names: the labels are the indices of the
+    sorted class folders of ``train_dir``; ``test_dir`` may lack classes, but not have others.
+
+    Args:
+        net (torch.nn.Module): a model from :func:`mmsimclr.apis.get_model` (it needs its ``cfg``), run on the
+            device it is on. Its ``cfg`` attribute is replaced by a copy whose test pipeline is the resize-and-crop
+            of ``size``, and stays so after the call.
+        train_dir (str): the training images: the regularisation is chosen on a held-out part of them, then the
+            classifier is refit on all of them.
+        test_dir (str): the images the reported ``top1`` / ``top5`` are measured on.
+        size (int): side in pixels of the network input: the short side is resized to ``size`` and the centre
+            ``size x size`` crop is kept. Defaults to 224, the paper's input size.
+        grid (Sequence[float]): candidate L2 strengths ``lambda``. Defaults to the paper's 45 log-spaced values in
+            ``[1e-6, 1e5]`` (``PAPER_GRID``); a single value is used as it is, without a held-out selection.
+        val_fraction (float): fraction, in ``(0, 1)``, of each class of ``train_dir`` held out to choose
+            ``lambda``. Defaults to 0.2.
+        seed (int): seed of the random held-out split, so that a rerun chooses the same ``lambda``. Defaults to 0.
+        feature (str): which output of :func:`mmsimclr.apis.extract_features` to classify: ``'feat'`` (the
+            pooled backbone features ``h``, what the paper evaluates; the default) or ``'proj'`` (SimCLR's
+            projection ``z``).
+        batch_size (int): images per forward pass of the feature extraction. Defaults to 64.
+        progress (bool): show the feature extraction's progress bar on stderr. Defaults to True.
 
     Returns:
         dict: ``top1``, ``top5`` (%), ``l2`` (the chosen lambda), ``val_top1`` (``{lambda: %}`` on the held-out
         part of train), ``num_train``, ``num_test``, ``num_classes``, ``feature_dim`` and ``seconds``.
+
+    Raises:
+        ValueError: the model has no output called ``feature``.
+        BadImageError: an image cannot be read (the labels are matched to the feature rows by position, so no
+            image may be skipped).
     """
     start = time.time()
     train_paths, train_labels, classes = scan_image_folder(train_dir)

@@ -23,6 +23,21 @@ from mmsimclr.registry import MODEL_WRAPPERS
 @MMENGINE_MODEL_WRAPPERS.register_module()
 @MODEL_WRAPPERS.register_module()
 class SimCLRDistributedDataParallel(MMDistributedDataParallel):
+    """``MMDistributedDataParallel`` that also wraps a CPU module (gloo) and runs SimCLR's own ``train_step``.
+
+    ``train_step`` first calls the module's ``check_optim_wrapper(optim_wrapper)`` when it has one; a module whose
+    ``grad_cache`` is set is then trained by its ``grad_cache_train_step`` (given this wrapper as ``model``),
+    any other by mmengine's ``train_step``.
+
+    Args:
+        module (torch.nn.Module): the model to wrap, already on its device. When none of its parameters is on a
+            CUDA device, ``device_ids`` and ``output_device`` are dropped from ``kwargs`` (torch refuses them for a
+            CPU module; mmengine's runner always passes ``device_ids``).
+        detect_anomalous_params (bool): as mmengine's ``MMDistributedDataParallel``: debugging only, report the
+            parameters that did not contribute to the loss (slow). Defaults to False.
+        **kwargs: to torch's ``DistributedDataParallel`` (``device_ids``, ``broadcast_buffers``,
+            ``find_unused_parameters``...), less the two above for a CPU module.
+    """
 
     def __init__(self, module, detect_anomalous_params: bool = False, **kwargs):
         on_cuda = any(p.is_cuda for p in module.parameters())

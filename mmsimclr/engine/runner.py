@@ -28,8 +28,25 @@ def lr_scale(total_batch: int, base_batch: int, rule: str) -> float:
 
 @RUNNERS.register_module()
 class SimCLRRunner(Runner):
-    """``Runner`` whose ``auto_scale_lr`` also takes ``rule='sqrt'`` (see the module docstring); used by
-    ``tools/train.py`` and ``tools/test.py`` (``runner_type='SimCLRRunner'`` in a config for mmengine's own tools)."""
+    """``Runner`` whose ``auto_scale_lr`` also takes ``rule='sqrt'`` (see the module docstring).
+
+    Used by ``tools/train.py`` and ``tools/test.py`` (``runner_type='SimCLRRunner'`` in a config for mmengine's own
+    tools). Built like mmengine's ``Runner``, usually with ``SimCLRRunner.from_cfg(cfg)``.
+
+    Args:
+        model, work_dir, train_dataloader, val_dataloader, test_dataloader: as mmengine's ``Runner``.
+        train_cfg, val_cfg, test_cfg, optim_wrapper, param_scheduler, val_evaluator, test_evaluator: as mmengine's
+            ``Runner``.
+        default_hooks, custom_hooks, data_preprocessor, load_from, resume, launcher, env_cfg: as mmengine's
+            ``Runner``.
+        log_processor, log_level, visualizer, default_scope, randomness, experiment_name, cfg: as mmengine's
+            ``Runner``.
+        auto_scale_lr (dict, optional): as mmengine's (``enable``, ``base_batch_size``: the total batch the
+            configured lr was set for), plus ``rule``: ``'linear'`` (the default, mmengine's ``lr * b / B``) or
+            ``'sqrt'`` (``lr * sqrt(b / B)``, SimCLR's rule for LARS and small batches), with ``b`` = world size x
+            the train dataloader's ``batch_size``; another rule raises ``ValueError`` when ``enable`` is True.
+            Nothing is scaled unless ``enable`` is True. Defaults to None.
+    """
 
     def scale_lr(self, optim_wrapper: OptimWrapper, auto_scale_lr: Optional[Dict] = None) -> None:
         if not auto_scale_lr or not auto_scale_lr.get('enable', False):

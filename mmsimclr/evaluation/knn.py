@@ -75,7 +75,23 @@ def knn_top1(train_feats: torch.Tensor,
              num_classes: Optional[int] = None,
              k: int = 200,
              temperature: float = 0.1) -> float:
-    """Top-1 accuracy in percent of :func:`knn_predict` on ``(test_feats (M, D), test_labels (M,))``."""
+    """Top-1 accuracy in percent of :func:`knn_predict` on ``(test_feats (M, D), test_labels (M,))``.
+
+    Args:
+        train_feats (Tensor): ``(N, D)`` memory-bank embeddings (L2-normalised inside :func:`knn_predict`).
+        train_labels (Tensor): ``(N,)`` integer labels in ``[0, C)`` of ``train_feats``.
+        test_feats (Tensor): ``(M, D)`` embeddings to classify, on the device of ``train_feats``; ``M >= 1``.
+        test_labels (Tensor): ``(M,)`` integer true labels of ``test_feats``, on the same device.
+        num_classes (int, optional): ``C``. Defaults to None: ``max(train_labels, test_labels) + 1``.
+        k (int): neighbours per query, clipped to ``N``. Defaults to 200 (Wu et al., 2018).
+        temperature (float): ``T`` in the vote weight ``exp(cos / T)``. Defaults to 0.1.
+
+    Returns:
+        float: the percentage (0-100) of test rows whose highest-scoring class is their label.
+
+    Raises:
+        ValueError: ``test_feats`` has no rows, or the shapes do not fit (see :func:`knn_predict`).
+    """
     if test_feats.shape[0] == 0:
         raise ValueError('knn_top1: no test features')
     if num_classes is None:

@@ -27,11 +27,26 @@ MEASURES = ('rankme', 'alignment', 'uniformity', 'contrast_acc')
 
 
 def rankme(h: torch.Tensor, eps: float = 1e-7) -> float:
-    """Effective rank of ``h`` ``(n, D)``: with ``sigma`` its singular values,
+    """Effective rank (RankMe) of the representations ``h`` ``(n, D)``.
+
+    With ``sigma`` the singular values of ``h``,
 
         p_k = sigma_k / sum_j sigma_j + eps,     RankMe = exp(-sum_k p_k log p_k)
 
-    (``eps`` as in the paper, 1e-7). Between 1 and ``min(n, D)``."""
+    (``eps`` as in the paper, 1e-7). Between 1 and ``min(n, D)``.
+
+    Args:
+        h (Tensor): ``(n, D)`` representations, one row per image (e.g. the backbone features of one view); not
+            normalised, not centred. Computed in float64.
+        eps (float): added to each normalised singular value ``p_k`` so that ``log p_k`` stays finite for zero
+            singular values. Defaults to 1e-7, Garrido et al.'s value.
+
+    Returns:
+        float: the effective rank; 1.0 for an all-zero ``h``.
+
+    Raises:
+        ValueError: ``h`` is not a non-empty 2-D matrix.
+    """
     if h.dim() != 2 or min(h.shape) == 0:
         raise ValueError(f'rankme expects a non-empty (n, D) matrix, got shape {tuple(h.shape)}')
     sigma = torch.linalg.svdvals(h.double())
@@ -43,8 +58,21 @@ def rankme(h: torch.Tensor, eps: float = 1e-7) -> float:
 
 
 def alignment(z_a: torch.Tensor, z_b: torch.Tensor, alpha: float = 2.0) -> float:
-    """``E_i ||z_a[i] - z_b[i]||^alpha`` of the L2-normalised projections of the two views ``(n, d)``; in [0, 4]
-    for ``alpha = 2``."""
+    """Alignment ``E_i ||z_a[i] - z_b[i]||^alpha`` of the L2-normalised projections of the two views.
+
+    In [0, 4] for ``alpha = 2``; lower means more invariant to the augmentations.
+
+    Args:
+        z_a, z_b (Tensor): ``(n, d)`` projections of the first and of the second view; row ``i`` of both is the
+            same image. L2-normalised here, in float64.
+        alpha (float): exponent of the distance. Defaults to 2, Wang & Isola's choice (squared distance).
+
+    Returns:
+        float: the mean over the ``n`` images.
+
+    Raises:
+        ValueError: ``z_a`` and ``z_b`` are not 2-D matrices of one shape.
+    """
     if z_a.shape != z_b.shape or z_a.dim() != 2:
         raise ValueError(f'alignment expects two (n, d) matrices of one shape, got {tuple(z_a.shape)} and '
                          f'{tuple(z_b.shape)}')
@@ -63,15 +91,44 @@ def _uniformity_one(z: torch.Tensor, t: float) -> float:
 
 
 def uniformity(z_a: torch.Tensor, z_b: torch.Tensor = None, t: float = 2.0) -> float:
-    """``log E_{i<j} exp(-t ||z_i - z_j||^2)`` over the pairs of different images of one view, L2-normalised;
-    with both views given, the mean of the two (as Wang & Isola's reference). Between -4t and 0 (collapsed)."""
+    """Uniformity ``log E_{i<j} exp(-t ||z_i - z_j||^2)`` over the pairs of different images of one view.
+
+    The projections are L2-normalised; with both views given, the result is the mean of the two views' values (as
+    Wang & Isola's reference). Between -4t and 0 (collapsed).
+
+    Args:
+        z_a, z_b (Tensor): ``(n, d)`` projections of the first and of the second view, ``n >= 2``; each view is
+            measured on its own (only pairs within one view count), so the two need not have the same ``n``.
+            ``z_b`` defaults to None: ``z_a`` alone.
+        t (float): scale of the Gaussian potential ``exp(-t ||z_i - z_j||^2)``. Defaults to 2, Wang & Isola's
+            choice.
+
+    Returns:
+        float: the uniformity, in float64 arithmetic.
+
+    Raises:
+        ValueError: a view has fewer than two images.
+    """
     values = [_uniformity_one(z, t) for z in (z_a, z_b) if z is not None]
     return sum(values) / len(values)
 
 
 def contrast_accuracy(z_a: torch.Tensor, z_b: torch.Tensor) -> float:
-    """Top-1 accuracy (%) of the positive: for each of the ``2n`` projections (both views, cosine similarity),
-    whether the most similar of the other ``2n - 1`` is the other view of the same image."""
+    """Top-1 accuracy (%) of the contrastive task: how often the most similar projection is the positive.
+
+    For each of the ``2n`` projections (both views, cosine similarity), whether the most similar of the other
+    ``2n - 1`` is the other view of the same image.
+
+    Args:
+        z_a, z_b (Tensor): ``(n, d)`` projections of the first and of the second view; row ``i`` of both is the
+            same image. L2-normalised here, in float64.
+
+    Returns:
+        float: the percentage (0-100) of the ``2n`` projections whose nearest neighbour is their positive.
+
+    Raises:
+        ValueError: ``z_a`` and ``z_b`` are not 2-D matrices of one shape.
+    """
     if z_a.shape != z_b.shape or z_a.dim() != 2:
         raise ValueError(f'contrast_accuracy expects two (n, d) matrices of one shape, got {tuple(z_a.shape)} and '
                          f'{tuple(z_b.shape)}')

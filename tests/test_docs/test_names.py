@@ -167,3 +167,40 @@ def test_the_readme_is_short_and_links_every_page():
     assert len(pages) >= 10
     linked = set(re.findall(r'\]\(docs/en/([\w-]+\.md)(?:#[\w-]+)?\)', readme))
     assert sorted(set(pages) - linked) == []
+
+
+def _api_objects():
+    import importlib
+    api = text_of('docs/en/api.md')
+    names = re.findall(r'\.\. auto(?:function|class|exception):: ([\w.]+)', api)
+    names += [f'{m}.{n.strip()}' for m, ns in re.findall(r'\.\. automodule:: ([\w.]+)\n\s+:members: ([\w, ]+)', api)
+              for n in ns.split(',')]
+    out = []
+    for name in names:
+        module, attr = name.rsplit('.', 1)
+        out.append((name, getattr(importlib.import_module(module), attr)))
+    return out
+
+
+def test_the_api_reference_documents_every_argument():
+    """Each function and class of the API reference has a docstring with a summary line and names every argument of
+    its signature in its ``Args:`` section (one entry may name several: ``z_a, z_b (Tensor): ...``)."""
+    import inspect
+    objects = _api_objects()
+    assert len(objects) >= 40
+    problems = []
+    for name, obj in objects:
+        doc = inspect.getdoc(obj) or ''
+        if not doc or doc.lstrip().startswith('Args:'):
+            problems.append(f'{name}: no summary line')
+            continue
+        try:
+            params = [p for p in inspect.signature(obj).parameters if p not in ('self', 'args', 'kwargs')]
+        except (TypeError, ValueError):
+            continue
+        entries = re.findall(r'^\s+(\*{0,2}\w+(?:\s*,\s*\*{0,2}\w+)*)\s*(?:\([^)\n]*\))?\s*:', doc, flags=re.M)
+        documented = {n.strip().lstrip('*') for e in entries for n in e.split(',')}
+        missing = [p for p in params if p not in documented]
+        if missing:
+            problems.append(f'{name}: {", ".join(missing)} not in its Args')
+    assert problems == [], '\n'.join(problems)

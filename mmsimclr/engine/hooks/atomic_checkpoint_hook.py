@@ -44,7 +44,28 @@ class _HeldRemovals:
 
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
-    """Drop-in replacement for ``CheckpointHook`` (same arguments) with crash-safe writes; see the module doc."""
+    """Drop-in replacement for ``CheckpointHook`` (same arguments) with crash-safe writes; see the module doc.
+
+    Args:
+        interval, by_epoch, save_optimizer, save_param_scheduler, save_last, rule, greater_keys, less_keys: as
+            mmengine's ``CheckpointHook``.
+        filename_tmpl, published_keys, save_begin: as mmengine's ``CheckpointHook``.
+        max_keep_ckpts (int): as mmengine's (default -1: keep all), but the checkpoint it retires is deleted only
+            after the new checkpoint and the ``last_checkpoint`` pointer to it are written. (Checkpoints beyond a
+            lowered ``max_keep_ckpts`` found when a run resumes are deleted at once, by mmengine.)
+        save_best (str or list[str], optional): as mmengine's (default None). The best checkpoint is written
+            through the same backend as the others, but mmengine deletes the previous best one before it writes
+            the new one (not held back).
+        out_dir (str or Path, optional): as mmengine's (default None: ``runner.work_dir``). A local folder gets
+            the atomic writes and, at the start of training, the removal of the temporary files an interrupted
+            save left in it and in ``work_dir``; a URL (``scheme://...``) is written by mmengine's backend for it,
+            as by ``CheckpointHook``.
+        file_client_args, backend_args (dict, optional): as mmengine's (the deprecated file client's arguments,
+            or the file backend's). When both are None (the default) and ``out_dir`` is local, ``backend_args``
+            becomes ``dict(backend='atomic_local')`` (temporary file, fsync, rename); with either one given, the
+            checkpoints are written by the backend it names (mmengine's ``local`` backend writes in place).
+        **kwargs: as mmengine's (passed on to ``runner.save_checkpoint``).
+    """
 
     def before_train(self, runner) -> None:
         out_dir = self.out_dir if self.out_dir is not None else runner.work_dir

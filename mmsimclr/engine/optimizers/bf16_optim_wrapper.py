@@ -32,7 +32,16 @@ def _device_type(model: nn.Module) -> str:
 class BF16OptimWrapper(OptimWrapper):
     """``OptimWrapper`` whose forward and loss run under bfloat16 autocast on the model's device (no loss scaling).
 
-    Args: those of mmengine's ``OptimWrapper`` (``optimizer``, ``accumulative_counts``, ``clip_grad``).
+    Only ``optim_context`` differs from ``OptimWrapper``: it also enters ``torch.autocast`` with
+    ``dtype=torch.bfloat16`` on the device type of the model's first parameter (the CPU for a model without
+    parameters). The optimizer step, the gradients and their clipping are ``OptimWrapper``'s, in float32.
+
+    Args:
+        optimizer (Optimizer): the optimizer that updates the parameters, as mmengine's ``OptimWrapper``.
+        accumulative_counts (int): iterations whose gradients are accumulated before each update, as mmengine's.
+            Defaults to 1.
+        clip_grad (dict, optional): arguments of the gradient clipping by norm or by value, as mmengine's.
+            Defaults to None: no clipping.
     """
 
     @contextmanager

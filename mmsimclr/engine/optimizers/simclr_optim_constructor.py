@@ -61,6 +61,19 @@ class SimCLROptimWrapperConstructor(DefaultOptimWrapperConstructor):
     ``exclude_norm_and_bias`` (default True) sets ``norm_decay_mult=0`` and ``bias_decay_mult=0`` (unless given) and
     ``lars_exclude=True`` for the same parameters. Without ``weight_decay`` in the optimizer config the exclusion is
     from the optimizer's default weight decay.
+
+    Args:
+        optim_wrapper_cfg (dict): as mmengine's ``DefaultOptimWrapperConstructor``: the ``optim_wrapper``
+            config, with its ``type``, its ``optimizer`` config (``type``, ``lr``, ``weight_decay``...) and the
+            wrapper's other arguments.
+        paramwise_cfg (dict, optional): mmengine's parameter-wise options, plus ``exclude_norm_and_bias`` (bool,
+            default True), taken out here before mmengine sees the rest: True excludes the parameters of
+            ``_BatchNorm``, ``_InstanceNorm``, ``GroupNorm`` and ``LayerNorm`` layers and every ``bias`` from the
+            weight decay (``norm_decay_mult=0`` and ``bias_decay_mult=0`` unless given) and from the LARS trust
+            ratio (``lars_exclude=True``), except the parameters a ``custom_keys`` key matches, which take only
+            that key's settings; False gives mmengine's behaviour, but with the parameter groups of identical
+            settings merged. Defaults to None: no mmengine options, ``exclude_norm_and_bias=True`` (the paper's
+            exclusions).
     """
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: dict = None):

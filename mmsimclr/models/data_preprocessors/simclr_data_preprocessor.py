@@ -106,13 +106,37 @@ class SimCLRDataPreprocessor(SelfSupDataPreprocessor):
     ``training=False``) gives what ``SelfSupDataPreprocessor`` gives (its BGR -> RGB swap done as a flip, which
     needs no host -> device copy of an index list).
 
+    Each probability below is drawn independently per view; an operation whose probability is 0 is not run at all.
+
     Args:
-        mean, std, to_rgb: as ``SelfSupDataPreprocessor``.
-        num_views: ``V``. size: output side. scale, ratio, flip_prob: crop area fraction range, aspect-ratio range,
-            flip probability. strength: colour distortion ``s``. jitter_prob, gray_prob: 0.8, 0.2 in the paper.
-        blur_prob: 0.5 for ImageNet, 0 for CIFAR. blur_sigma: ``(0.1, 2.0)``. blur_kernel_frac: 0.1.
-        seed: seed of the augmentation generator; ``None``: ``torch.initial_seed()`` at the first batch. The rank
-            is added either way.
+        mean, std (Sequence[float], optional): per-channel mean and standard deviation on the 0-255 scale, in the
+            output's channel order, as ``SelfSupDataPreprocessor``'s. Defaults to None: no normalisation.
+        to_rgb (bool): swap the channels from BGR (as the loaders give) to RGB, as ``SelfSupDataPreprocessor``'s
+            (here as a flip of dim 1, which needs 3 channels). Defaults to True.
+        num_views (int): ``V``, the views made of each image (>= 1). Defaults to 2, SimCLR's pair.
+        size (int): side in pixels of the square output views. Defaults to 224 (ImageNet; 32 for CIFAR).
+        scale (Sequence[float]): ``(min, max)`` of the crop area as a fraction of the original image's area,
+            drawn uniformly. Defaults to ``(0.08, 1.0)`` (the paper's).
+        ratio (Sequence[float]): ``(min, max)`` of the crop's aspect ratio ``w / h``, drawn log-uniformly; after
+            10 crops that do not fit the image, the largest centred crop with the ratio clamped into this range.
+            Defaults to ``(3/4, 4/3)`` (the paper's).
+        flip_prob (float): probability of a horizontal flip. Defaults to 0.5.
+        strength (float): colour distortion strength ``s``: brightness, contrast and saturation factors
+            ``~ U[max(0, 1 - 0.8s), 1 + 0.8s]``, hue shift ``~ U[-0.2s, 0.2s]`` turns. Defaults to 1.0 (the
+            paper's ImageNet value; it uses 0.5 for CIFAR-10).
+        jitter_prob (float): probability of the colour jitter (the four operations in random order). Defaults to
+            0.8 (the paper's).
+        gray_prob (float): probability of converting the view to grayscale (luma, on all 3 channels). Defaults to
+            0.2 (the paper's).
+        blur_prob (float): probability of the Gaussian blur. Defaults to 0.5 (the paper's, for ImageNet; the
+            CIFAR configs set 0).
+        blur_sigma (Sequence[float]): ``(min, max)`` of the blur's standard deviation in output pixels, drawn
+            uniformly. Defaults to ``(0.1, 2.0)`` (the paper's).
+        blur_kernel_frac (float): kernel side as a fraction of ``size``, made odd:
+            ``2 * (int(blur_kernel_frac * size) // 2) + 1`` (23 for 224); a side of 1 turns the blur off.
+            Defaults to 0.1 (the paper's 10% of the image side).
+        seed (int, optional): seed of the augmentation generator; ``None``: ``torch.initial_seed()`` at the first
+            batch. The rank is added either way.
         **kwargs: to ``SelfSupDataPreprocessor``; ``non_blocking`` defaults to True here (the loader's pinned
             uint8 batch goes to the GPU without making the host wait).
     """

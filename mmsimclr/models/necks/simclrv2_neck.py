@@ -34,15 +34,25 @@ from mmsimclr.registry import MODELS
 
 @MODELS.register_module()
 class SimCLRv2Neck(BaseModule):
-    """Args:
-        in_channels (int): backbone feature size.
-        out_channels (int): projection size. Defaults to 128.
-        hid_channels (int, optional): hidden size. Defaults to ``in_channels``.
-        num_layers (int): linear layers (>= 1). Defaults to 3.
-        out_layer (int): which output to return (see the module docstring). Defaults to -1 (the last).
-        with_avg_pool (bool): global-average-pool a 4-D input first. Defaults to True.
-        norm_cfg (dict): normalisation layers. Defaults to ``GlobalBN``.
-        init_cfg: defaults to BN weights = 1.
+    """SimCLRv2's projection head: bias-free linear layers, each with BN (the last without beta), ReLU between.
+
+    Args:
+        in_channels (int): backbone feature size ``C``, the input width of ``fc0`` (checked in ``forward``; for a
+            4-D input without ``with_avg_pool``, ``C * H * W``).
+        out_channels (int): projection size, the width of the last layer (TF ``--proj_out_dim``). Defaults to 128.
+        hid_channels (int, optional): hidden size, the width of every layer but the last. Defaults to
+            ``in_channels`` (TF: ``mid_dim``, 2048 x width).
+        num_layers (int): linear layers ``L`` (>= 1; TF ``--num_proj_layers``). Defaults to 3 (SimCLRv2).
+        out_layer (int): which output to return, in ``[-L - 1, L]``, taken modulo ``L + 1``: ``0`` the backbone
+            features, ``j`` in ``[1, L)`` the ReLU output of layer ``j - 1``, ``-1`` or ``L`` the last layer (see
+            the module docstring; TF ``--ft_proj_selector``). Defaults to -1 (the last, for pre-training).
+        with_avg_pool (bool): global-average-pool a 4-D ``(N, C, H, W)`` input over ``H, W`` first; without it,
+            a 4-D input is flattened. Defaults to True.
+        norm_cfg (dict): config of every BN layer (``build_norm_layer``); the last one has its ``bias`` removed.
+            Defaults to ``dict(type='GlobalBN')``: statistics over the batch of all ranks, as the paper's global BN.
+        init_cfg (dict or list[dict], optional): mmengine initialisation. Defaults to the weights of
+            ``_BatchNorm`` and ``GroupNorm`` layers set to 1 (and their biases to 0); the linear layers keep
+            PyTorch's default initialisation.
     """
 
     def __init__(self,

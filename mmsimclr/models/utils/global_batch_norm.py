@@ -151,7 +151,23 @@ class _GlobalBatchNormFunction(torch.autograd.Function):
 @MODELS.register_module(name='GlobalBN')
 class GlobalBatchNorm(_BatchNorm):
     """Batch norm with global-batch statistics under ``torch.distributed`` (any backend, any device).
-    Registered as ``GlobalBN``; ``torch.nn.SyncBatchNorm`` (``SyncBN``) remains available for CUDA-only runs."""
+
+    Registered as ``GlobalBN``; ``torch.nn.SyncBatchNorm`` (``SyncBN``) remains available for CUDA-only runs.
+    Global statistics are used in training (and in eval mode without running statistics) when a process group
+    of more than one rank is initialised; otherwise the layer computes exactly what ``BatchNorm`` does.
+
+    Args:
+        num_features (int): the channels ``C`` of the ``(N, C, ...)`` input, as torch's ``BatchNorm2d``.
+        eps (float): added to the variance before its square root, as torch's; under global statistics, to the
+            global variance. Defaults to 1e-5.
+        momentum (float, optional): weight of the new batch in the running statistics, as torch's; None: their
+            cumulative average. Under global statistics they are updated with the global mean and the global
+            unbiased variance, the same on every rank. Defaults to 0.1.
+        affine (bool): learnable per-channel ``weight`` and ``bias``, as torch's. Defaults to True.
+        track_running_stats (bool): keep running statistics and normalise with them in eval mode, as torch's;
+            without them eval mode normalises with the (global) batch statistics too. Defaults to True.
+        **kwargs: to ``_BatchNorm`` (``device``, ``dtype`` of the parameters and buffers).
+    """
 
     _abbr_ = 'bn'
 
