@@ -6,6 +6,7 @@ The model comes from :func:`mmsimclr.apis.get_model` (a zoo name, a config with 
 backbone features ``h`` (N, D) of both splits with :func:`mmsimclr.apis.extract_features` and runs
 :func:`mmsimclr.evaluation.logistic_regression.evaluate_transfer` on them.
 """
+import contextlib
 import copy
 import time
 from typing import Sequence
@@ -18,13 +19,23 @@ from mmsimclr.evaluation.pipelines import resize_crop_pipeline
 from .inference import extract_features
 
 
-def with_pipeline(net: torch.nn.Module, pipeline: list) -> torch.nn.Module:
-    """Make ``net`` (from :func:`mmsimclr.apis.get_model`) preprocess images with ``pipeline``; its config is
-    copied, not changed in place."""
-    cfg = copy.deepcopy(net.cfg)
+@contextlib.contextmanager
+def using_pipeline(net: torch.nn.Module, pipeline: list):
+    """Within the ``with`` block, ``net`` (from :func:`mmsimclr.apis.get_model`) preprocesses images with
+    ``pipeline``; its own config comes back afterwards, also on an error.
+
+    Args:
+        net (torch.nn.Module): a model with a ``cfg`` attribute, as ``get_model`` returns it.
+        pipeline (list): the test pipeline to use (mmengine transform configs).
+    """
+    original = net.cfg
+    cfg = copy.deepcopy(original)
     cfg.test_dataloader = dict(dataset=dict(pipeline=pipeline))
     net.cfg = cfg
-    return net
+    try:
+        yield net
+    finally:
+        net.cfg = original
 
 
 def linear_transfer(net: torch.nn.Module, train_dir: str, test_dir: str, size: int = 224,
@@ -37,8 +48,8 @@ def linear_transfer(net: torch.nn.Module, train_dir: str, test_dir: str, size: i
 
     Args:
         net (torch.nn.Module): a model from :func:`mmsimclr.apis.get_model` (it needs its ``cfg``), run on the
-            device it is on. Its ``cfg`` attribute is replaced by a copy whose test pipeline is the resize-and-crop
-            of ``size``, and stays so after the call.
+            device it is on. During the call it preprocesses with the resize-and-crop of ``size``; its ``cfg``
+            is the same object afterwards.
         train_dir (str): the training images: the regularisation is chosen on a held-out part of them, then the
             classifier is refit on all of them.
         test_dir (str): the images the reported ``top1`` / ``top5`` are measured on.
@@ -67,15 +78,15 @@ def linear_transfer(net: torch.nn.Module, train_dir: str, test_dir: str, size: i
     start = time.time()
     train_paths, train_labels, classes = scan_image_folder(train_dir)
     test_paths, test_labels, _ = scan_image_folder(test_dir, classes)
-    net = with_pipeline(net, resize_crop_pipeline(size, resize=size))
     feats = []
-    for paths in (train_paths, test_paths):
-        # labels are matched to rows by position: an unreadable file stops the evaluation, naming the file
-        out = extract_features(net, paths, batch_size=batch_size, progress=progress, on_bad_image='raise')
-        if feature not in out:
-            names = sorted(k for k in out if k not in ('paths', 'indices'))
-            raise ValueError(f'The model gives features {names}, not "{feature}"; pick one of those')
-        feats.append(torch.from_numpy(out[feature]))
+    with using_pipeline(net, resize_crop_pipeline(size, resize=size)):
+        for paths in (train_paths, test_paths):
+            # labels are matched to rows by position: an unreadable file stops the evaluation, naming the file
+            out = extract_features(net, paths, batch_size=batch_size, progress=progress, on_bad_image='raise')
+            if feature not in out:
+                names = sorted(k for k in out if k not in ('paths', 'indices'))
+                raise ValueError(f'The model gives features {names}, not "{feature}"; pick one of those')
+            feats.append(torch.from_numpy(out[feature]))
     result = evaluate_transfer(feats[0], torch.tensor(train_labels), feats[1], torch.tensor(test_labels), grid,
                                val_fraction, seed, num_classes=len(classes))
     return dict(result.as_dict(), num_train=len(train_paths), num_test=len(test_paths), num_classes=len(classes),

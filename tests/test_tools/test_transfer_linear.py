@@ -44,6 +44,18 @@ def colour_data(tmp_path_factory):
     return str(root)
 
 
+def test_the_model_keeps_its_preprocessing(colour_data, tiny_checkpoint):
+    """linear_transfer preprocesses with the transfer pipeline during the call only: a later inference_model on the
+    same model uses its own config (it used to keep the transfer pipeline)."""
+    from mmsimclr.apis import get_model, linear_transfer
+    net = get_model(tiny_checkpoint, device='cpu')
+    before = net.cfg
+    before_text = before.pretty_text
+    linear_transfer(net, osp.join(colour_data, 'train'), osp.join(colour_data, 'test'), size=32, grid=[1.0],
+                    progress=False)
+    assert net.cfg is before and net.cfg.pretty_text == before_text
+
+
 @pytest.fixture(scope='module')
 def ckpt_run(colour_data, tiny_checkpoint, tmp_path_factory):
     out = str(tmp_path_factory.mktemp('out') / 'result.json')
