@@ -7,8 +7,9 @@ its save logic (it calls mmengine's, copies none of it), with three additions:
 
 * checkpoints are written through mmengine's file-backend extension point, with
   :class:`~mmsimclr.utils.atomic_file.AtomicLocalBackend` (temporary file, fsync, rename) for a local folder;
-* the removal of the checkpoint that ``max_keep_ckpts`` retires, which mmengine asks of the hook's file backend
-  before saving, is held back until the new checkpoint and its pointer are written;
+* the removal of the checkpoint that ``max_keep_ckpts`` retires, and of the previous best checkpoint
+  (``save_best``), which mmengine asks of the hook's file backend before saving, is held back until the new
+  checkpoint (and, for the interval saves, its pointer) is written;
 * the ``last_checkpoint`` pointer (which mmengine writes in place) is then replaced atomically and flushed to disk.
   Should a run be killed in the instant mmengine rewrites the pointer, ``--resume auto``
   (:func:`mmsimclr.utils.resume.find_resume_checkpoint`) still finds the newest complete checkpoint.
@@ -54,8 +55,7 @@ class AtomicCheckpointHook(CheckpointHook):
             after the new checkpoint and the ``last_checkpoint`` pointer to it are written. (Checkpoints beyond a
             lowered ``max_keep_ckpts`` found when a run resumes are deleted at once, by mmengine.)
         save_best (str or list[str], optional): as mmengine's (default None). The best checkpoint is written
-            through the same backend as the others, but mmengine deletes the previous best one before it writes
-            the new one (not held back).
+            through the same backend as the others, and the previous best one is deleted only after it.
         out_dir (str or Path, optional): as mmengine's (default None: ``runner.work_dir``). A local folder gets
             the atomic writes and, at the start of training, the removal of the temporary files an interrupted
             save left in it and in ``work_dir``; a URL (``scheme://...``) is written by mmengine's backend for it,
@@ -78,9 +78,29 @@ class AtomicCheckpointHook(CheckpointHook):
                 for tmp in remove_stale_temp_files(folder):
                     runner.logger.warning(f'Removed {tmp}, a partial checkpoint left by an interrupted run')
 
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        """mmengine's best-checkpoint save, with the previous best checkpoint removed only after the new best one is
+        written (mmengine removes it first: a crash in between left no best checkpoint)."""
+        backend, held = self.file_backend, _HeldRemovals(self.file_backend)
+        self.file_backend = held
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+        finally:
+            self.file_backend = backend
+        if not is_main_process():
+            return
+        current = {getattr(self, 'best_ckpt_path', None), *getattr(self, 'best_ckpt_path_dict', {}).values()}
+        for path in held.paths:
+            if path in current:  # (never a best checkpoint just written under the same name)
+                continue
+            if backend.isfile(path):
+                backend.remove(path)
+            elif backend.isdir(path):
+                backend.rmtree(path)
+
     def _save_checkpoint_with_step(self, runner, step, meta):
-        """mmengine's save (the one method both the interval and the best-checkpoint saves go through), with the
-        retired checkpoint removed only after the new one and the pointer to it are in place."""
+        """mmengine's interval save, with the retired checkpoint removed only after the new one and the pointer to it
+        are in place."""
         backend, held = self.file_backend, _HeldRemovals(self.file_backend)
         self.file_backend = held
         try:

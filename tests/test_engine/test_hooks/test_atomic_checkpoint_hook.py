@@ -55,3 +55,38 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert osp.isfile(tmp_path / 'iter_2.pth')
     assert not osp.exists(tmp_path / 'iter_4.pth')
     assert open(tmp_path / 'last_checkpoint').read().endswith('iter_2.pth')
+
+
+def test_a_failed_best_save_keeps_the_previous_best_checkpoint(tmp_path):
+    """save_best: mmengine removes the previous best checkpoint before it writes the new one; here the new one's
+    write dies and the previous best is still there. A write that succeeds retires the previous best after it."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub, MMLogger
+
+    from mmsimclr.engine.hooks import AtomicCheckpointHook
+
+    fail = []
+
+    def save_checkpoint(out_dir, filename, **kwargs):
+        if fail:
+            raise OSError('disk full')
+        (tmp_path / filename).write_bytes(b'weights')
+
+    runner = SimpleNamespace(work_dir=str(tmp_path), epoch=1, iter=10, save_checkpoint=save_checkpoint,
+                             message_hub=MessageHub.get_instance('atomic_best_test'),
+                             logger=MMLogger.get_instance('atomic_best_test'))
+    hook = AtomicCheckpointHook(interval=1, save_best='acc', rule='greater')
+    hook.out_dir = str(tmp_path)
+    hook.backend_args = dict(backend='atomic_local')
+    from mmengine.fileio import get_file_backend
+    hook.file_backend = get_file_backend(str(tmp_path), backend_args=hook.backend_args)
+    hook._save_best_checkpoint(runner, {'acc': 1.0})
+    assert sorted(os.listdir(tmp_path)) == ['best_acc_epoch_1.pth']
+    runner.epoch = 2
+    hook._save_best_checkpoint(runner, {'acc': 2.0})  # better: written, then the old one retired
+    assert sorted(os.listdir(tmp_path)) == ['best_acc_epoch_2.pth']
+    runner.epoch, fail = 3, [True]
+    with pytest.raises(OSError, match='disk full'):
+        hook._save_best_checkpoint(runner, {'acc': 3.0})
+    assert sorted(os.listdir(tmp_path)) == ['best_acc_epoch_2.pth']
