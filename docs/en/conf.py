@@ -8,7 +8,11 @@ sys.path.insert(0, os.path.join(HERE, '_ext'))
 project = 'mmsimclr'
 author = 'the mmsimclr authors'
 copyright = '2026, the mmsimclr authors'
-release = ''  # set below from the package, when it imports
+# the package's version, read from its file (importing mmsimclr is autodoc's job, not the configuration's)
+_version = {}
+with open(os.path.join(HERE, '..', '..', 'mmsimclr', 'version.py'), encoding='utf-8') as f:
+    exec(f.read(), _version)
+release = version = _version['__version__']
 
 extensions = [
     'myst_parser',
@@ -21,4 +25,4 @@ exclude_patterns = ['_build']
 myst_heading_anchors = 3
 myst_enable_extensions = ['colon_fence']
 html_theme = 'furo'
-html_title = 'mmsimclr'
+html_title = f'mmsimclr {release}'
