@@ -1,7 +1,8 @@
 """Linear transfer evaluation of a frozen backbone on an image-folder dataset (SimCLR, Table 8, linear rows).
 
 The model comes from :func:`mmsimclr.apis.get_model` (a zoo name, a config with weights, or a checkpoint alone);
-:func:`linear_transfer` prepares images with the paper's preprocessing (short side resized to ``size``, centre crop
+:func:`linear_transfer` prepares images with the paper's preprocessing (short side resized to ``size`` with bicubic
+resampling, centre crop
 ``size x size``, no augmentation: :func:`mmsimclr.evaluation.pipelines.resize_crop_pipeline`), extracts the pooled
 backbone features ``h`` (N, D) of both splits with :func:`mmsimclr.apis.extract_features` and runs
 :func:`mmsimclr.evaluation.logistic_regression.evaluate_transfer` on them.
@@ -79,7 +80,9 @@ def linear_transfer(net: torch.nn.Module, train_dir: str, test_dir: str, size: i
     train_paths, train_labels, classes = scan_image_folder(train_dir)
     test_paths, test_labels, _ = scan_image_folder(test_dir, classes)
     feats = []
-    with using_pipeline(net, resize_crop_pipeline(size, resize=size)):
+    # the paper's preprocessing for transfer via a linear classifier (its appendix, after Kornblith et al., 2019): the
+    # shorter side resized to 224 with bicubic resampling, then the centre 224 x 224 crop
+    with using_pipeline(net, resize_crop_pipeline(size, resize=size, interpolation='bicubic')):
         for paths in (train_paths, test_paths):
             # labels are matched to rows by position: an unreadable file stops the evaluation, naming the file
             out = extract_features(net, paths, batch_size=batch_size, progress=progress, on_bad_image='raise')

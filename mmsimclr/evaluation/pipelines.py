@@ -15,10 +15,12 @@ import copy
 from typing import List, Optional, Sequence
 
 
-def resize_crop_pipeline(crop: int = 224, resize: Optional[int] = None) -> List[dict]:
-    """Load, resize the short side to ``resize`` (default ``crop * 256 / 224``), centre-crop ``crop``, pack."""
+def resize_crop_pipeline(crop: int = 224, resize: Optional[int] = None, interpolation: str = 'bilinear') -> List[dict]:
+    """Load, resize the short side to ``resize`` (default ``crop * 256 / 224``) with PIL's ``interpolation``,
+    centre-crop ``crop``, pack."""
     resize = round(crop * 256 / 224) if resize is None else resize
-    return [dict(type='LoadImageFromFile'), dict(type='ResizeEdge', scale=resize, edge='short', backend='pillow'),
+    return [dict(type='LoadImageFromFile'),
+            dict(type='ResizeEdge', scale=resize, edge='short', backend='pillow', interpolation=interpolation),
             dict(type='CenterCrop', crop_size=crop), dict(type='PackInputs')]
 
 

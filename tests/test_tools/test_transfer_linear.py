@@ -47,13 +47,29 @@ def colour_data(tmp_path_factory):
 def test_the_model_keeps_its_preprocessing(colour_data, tiny_checkpoint):
     """linear_transfer preprocesses with the transfer pipeline during the call only: a later inference_model on the
     same model uses its own config (it used to keep the transfer pipeline)."""
+    import mmsimclr.apis.transfer as transfer
     from mmsimclr.apis import get_model, linear_transfer
     net = get_model(tiny_checkpoint, device='cpu')
     before = net.cfg
     before_text = before.pretty_text
-    linear_transfer(net, osp.join(colour_data, 'train'), osp.join(colour_data, 'test'), size=32, grid=[1.0],
-                    progress=False)
+    used = []
+    real = transfer.extract_features
+
+    def spy(model, *args, **kwargs):
+        used.append(model.cfg.test_dataloader.dataset.pipeline)
+        return real(model, *args, **kwargs)
+
+    transfer.extract_features = spy
+    try:
+        linear_transfer(net, osp.join(colour_data, 'train'), osp.join(colour_data, 'test'), size=32, grid=[1.0],
+                        progress=False)
+    finally:
+        transfer.extract_features = real
     assert net.cfg is before and net.cfg.pretty_text == before_text
+    # during the call: the paper's transfer preprocessing, short side to `size` (bicubic), centre crop
+    assert len(used) == 2 and [t['type'] for t in used[0]] == ['LoadImageFromFile', 'ResizeEdge', 'CenterCrop',
+                                                                'PackInputs']
+    assert used[0][1]['scale'] == 32 and used[0][1]['interpolation'] == 'bicubic' and used[0][2]['crop_size'] == 32
 
 
 @pytest.fixture(scope='module')
