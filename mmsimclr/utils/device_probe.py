@@ -156,7 +156,9 @@ def cuda_problem(env: Mapping[str, str] = os.environ, dev_dir: Optional[str] = N
     says = ([f'this machine has NVIDIA GPUs ({"; ".join(machine)})'] if machine else []) + (
         [f'the slurm job asked for GPUs ({evidence["slurm"]})'] if evidence['slurm'] else [])
     head = ' and '.join(says or [f'{DEVICE_ENV}=cuda']) + ', but torch cannot use CUDA'
-    if device == 'auto':
+    if device == 'auto' and launcher == 'none':  # one process: a warning, not an error (mmsimclr.utils.dist)
+        head += ', so this process trains on the CPU, orders of magnitude slower'
+    elif device == 'auto':
         head += ', so this launch would silently train on CPU processes (gloo), orders of magnitude slower'
 
     causes = []

@@ -38,7 +38,8 @@ def check_device(launcher: str) -> str:
     :class:`DeviceError` (before any process group exists) when the machine or the slurm job has GPUs but torch
     cannot use CUDA, naming the likely cause; ``MMSIMCLR_DEVICE=cpu`` chooses the CPU on purpose and hides the GPUs
     from this process (``CUDA_VISIBLE_DEVICES=''``, which must happen before CUDA is first used).
-    Single-process runs (``launcher='none'``) are not checked."""
+    A single process (``launcher='none'``) on such a machine is not stopped (a quick check or an evaluation on the CPU
+    is legitimate) but says so on stderr, with the same cause; ``MMSIMCLR_DEVICE=cuda`` makes it an error."""
     device = requested_device()
     if device == 'cpu':
         if torch.cuda.is_initialized():
@@ -47,10 +48,11 @@ def check_device(launcher: str) -> str:
         return 'cpu'
     if torch.cuda.is_available():
         return 'cuda'
-    if launcher != 'none' or device == 'cuda':
-        problem = cuda_problem(launcher=launcher)
-        if problem:
-            raise DeviceError(problem)
+    problem = cuda_problem(launcher=launcher)
+    if problem and (launcher != 'none' or device == 'cuda'):
+        raise DeviceError(problem)
+    if problem:  # one process, device 'auto': it may go on, never silently
+        print(f'mmsimclr: warning: {problem}', file=sys.stderr, flush=True)
     return 'cpu'
 
 

@@ -21,6 +21,19 @@ SLURM_VARS = ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_LOCALID', 'SLURM_NODELIST',
               'SLURM_GPUS_PER_TASK', 'SLURM_STEP_GRES', 'SLURM_GRES', 'SLURM_TRES_PER_TASK', 'SLURM_TRES_PER_NODE')
 
 
+@pytest.fixture(autouse=True)
+def _restore_cuda_visible_devices():
+    """check_device('...') with MMSIMCLR_DEVICE=cpu empties CUDA_VISIBLE_DEVICES in os.environ itself, which
+    monkeypatch.delenv of an unset variable does not undo: put back what was there (else later tests in this process,
+    e.g. the launch scripts', see a machine whose GPUs are all hidden)."""
+    saved = os.environ.get('CUDA_VISIBLE_DEVICES')
+    yield
+    if saved is None:
+        os.environ.pop('CUDA_VISIBLE_DEVICES', None)
+    else:
+        os.environ['CUDA_VISIBLE_DEVICES'] = saved
+
+
 @pytest.fixture
 def machine(tmp_path, monkeypatch):
     """A clean launch environment, torch without usable CUDA, no device nodes and no nvidia-smi / scontrol;
@@ -100,9 +113,13 @@ def test_cuda_asked_for_but_unusable(machine, monkeypatch):
         check_device('none')
 
 
-def test_single_process_is_not_checked(machine):
+def test_single_process_goes_on_on_the_cpu_but_says_why(machine, capsys):
     machine(gpus=1)
     assert check_device('none') == 'cpu'
+    err = capsys.readouterr().err
+    assert err.startswith('mmsimclr: warning: this machine has NVIDIA GPUs') and 'but torch cannot use CUDA, so this ' \
+        'process trains on the CPU' in err
+    assert 'MMSIMCLR_DEVICE=cpu' in err
 
 
 def test_slurm_cpu_job_meets_on_its_first_node_never_localhost(machine, monkeypatch):
@@ -133,7 +150,7 @@ def test_multi_node_slurm_without_nodelist_is_an_error(machine, monkeypatch):
 
 def test_real_gloo_group_with_explicit_cpu(monkeypatch):
     """The path the launch scripts take with MMSIMCLR_DEVICE=cpu, with a real (one-rank) gloo group on a free port
-    (CUDA_VISIBLE_DEVICES, which check_device empties, is restored by monkeypatch)."""
+    (CUDA_VISIBLE_DEVICES, which check_device empties, is restored by the module's autouse fixture)."""
     for name in RANK_VARS:
         monkeypatch.delenv(name, raising=False)
     with socket.socket() as s:
