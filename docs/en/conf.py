@@ -9,9 +9,11 @@ project = 'mmsimclr'
 author = 'the mmsimclr authors'
 copyright = '2026, the mmsimclr authors'
 # the package's version, read from its file (importing mmsimclr is autodoc's job, not the configuration's)
-_version = {}
-with open(os.path.join(HERE, '..', '..', 'mmsimclr', 'version.py'), encoding='utf-8') as f:
-    exec(f.read(), _version)
+_version = {'__version__': ''}
+_version_file = os.path.join(HERE, '..', '..', 'mmsimclr', 'version.py')
+if os.path.isfile(_version_file):  # (tests build a copy of this configuration outside the checkout)
+    with open(_version_file, encoding='utf-8') as f:
+        exec(f.read(), _version)
 release = version = _version['__version__']
 
 extensions = [
