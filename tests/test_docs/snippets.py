@@ -303,7 +303,8 @@ def check_mim(args):
 
 
 def check_python(block):
-    """Compile; every ``mmsimclr.NAME`` and ``from mmsimclr... import NAME`` exists."""
+    """Compile; every ``mmsimclr.NAME`` and ``from mmsimclr... import NAME`` exists, and so does every file of a config
+    snippet's ``_base_`` list (relative to ``configs/``)."""
     import importlib
     tree = ast.parse(block.code, filename=block.where)
     compile(tree, block.where, 'exec')
@@ -313,6 +314,10 @@ def check_python(block):
             for alias in node.names:
                 assert hasattr(module, alias.name) or importlib.util.find_spec(f'{node.module}.{alias.name}'), \
                     f'{block.where}: {node.module} has no {alias.name}'
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == '_base_' for t in node.targets):
+            bases = ast.literal_eval(node.value)
+            for base in [bases] if isinstance(bases, str) else bases:
+                assert osp.isfile(osp.join(ROOT, 'configs', base)), f'{block.where}: _base_ {base} does not exist'
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == 'mmsimclr':
             assert hasattr(importlib.import_module('mmsimclr'), node.attr), f'{block.where}: mmsimclr.{node.attr}'
 
