@@ -1,5 +1,5 @@
 """L2-regularised multinomial logistic regression on frozen features, fit with L-BFGS, with the regularisation chosen
-on held-out training data -- the linear transfer protocol of SimCLR (Appendix B.6, after Kornblith et al., 2019).
+on held-out training data -- the linear transfer protocol of SimCLR (Appendix B.8.1, after Kornblith et al., 2019).
 
 Model and objective, for features ``x_i`` (D,), labels ``y_i`` in ``[0, C)``, weights ``W`` (C, D), bias ``b`` (C,):
 

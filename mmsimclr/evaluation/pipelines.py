@@ -6,8 +6,8 @@ every pretraining dataset base declares (CIFAR-10: squash to 32x32; ImageNet: re
 that declare neither get:
 
 - in :func:`eval_pipeline_of` (images of any size: inference, feature extraction) :func:`resize_crop_pipeline`,
-  short side resized, centre crop (224 from 256 by default, ImageNet's protocol; SimCLR Appendix B.6 uses
-  ``size`` for both in transfer);
+  short side resized, centre crop (224 from 256 by default, ImageNet's protocol; SimCLR's transfer via a linear
+  classifier, Appendix B.8.1, resizes the short side to ``size`` with bicubic resampling and crops ``size``);
 - for the kNN / t-SNE datasets derived from the training set, :func:`eval_pipeline_from` its training pipeline:
   its loading steps only (the images of that data source, at their stored size).
 """
