@@ -81,7 +81,7 @@ def linear_transfer(net: torch.nn.Module, train_dir: str, test_dir: str, size: i
     test_paths, test_labels, _ = scan_image_folder(test_dir, classes)
     feats = []
     # the paper's preprocessing for transfer via a linear classifier (Appendix B.8.1, after Kornblith et al., 2019):
-    # "all images were resized to 224 pixels along the shorter side using bicubic resampling", then a centre crop
+    # the shorter side resized to 224 with bicubic resampling, then the centre 224 x 224 crop
     with using_pipeline(net, resize_crop_pipeline(size, resize=size, interpolation='bicubic')):
         for paths in (train_paths, test_paths):
             # labels are matched to rows by position: an unreadable file stops the evaluation, naming the file
