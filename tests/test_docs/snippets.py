@@ -351,12 +351,8 @@ def make_data(root):
         img[y0:y0 + h // 3, x0:x0 + w // 3] = rng.integers(0, 256, 3)
         return Image.fromarray(img)
 
-    for i in range(24):
-        sub = ['', 'field_a', 'field_a/day2', 'field_b'][i % 4]
-        folder = osp.join(root, 'data', 'my_images', sub)
-        os.makedirs(folder, exist_ok=True)
-        w, h = [(64, 48), (40, 40), (96, 72), (48, 64)][i % 4]
-        picture(w, h).save(osp.join(folder, f'img_{i:02d}.{"png" if i % 5 == 0 else "jpg"}'))
+    from tests.conftest import make_mixed_image_folder  # the unit tests' folder as users have them
+    make_mixed_image_folder(osp.join(root, 'data', 'my_images'))
     make_tiny_dataset(osp.join(root, 'data', 'cifar10'), classes=4, per_class=8, size=32, seed=1)
     make_tiny_dataset(osp.join(root, 'data', 'tiny'))
     meta = osp.join(root, 'data', 'imagenet', 'meta')  # an ImageNet train list (text only): 10 classes x 200
