@@ -16,6 +16,7 @@ its save logic (it calls mmengine's, copies none of it), with three additions:
 
 Temporary files left by a killed run are removed when training starts.
 """
+import contextlib
 import os.path as osp
 from typing import List
 
@@ -78,42 +79,42 @@ class AtomicCheckpointHook(CheckpointHook):
                 for tmp in remove_stale_temp_files(folder):
                     runner.logger.warning(f'Removed {tmp}, a partial checkpoint left by an interrupted run')
 
-    def _save_best_checkpoint(self, runner, metrics) -> None:
-        """mmengine's best-checkpoint save, with the previous best checkpoint removed only after the new best one is
-        written (mmengine removes it first: a crash in between left no best checkpoint)."""
+    @contextlib.contextmanager
+    def _removals_held(self):
+        """Within the block, removals asked of the hook's file backend are noted (``held.paths``), not done."""
         backend, held = self.file_backend, _HeldRemovals(self.file_backend)
         self.file_backend = held
         try:
-            super()._save_best_checkpoint(runner, metrics)
+            yield held
         finally:
             self.file_backend = backend
+
+    def _remove_held(self, held: _HeldRemovals, keep) -> None:
+        """Do the removals noted in ``held`` (on the main process), except of the paths in ``keep``: the
+        checkpoints just written under a name that was being retired."""
         if not is_main_process():
             return
-        current = {getattr(self, 'best_ckpt_path', None), *getattr(self, 'best_ckpt_path_dict', {}).values()}
         for path in held.paths:
-            if path in current:  # (never a best checkpoint just written under the same name)
+            if path in keep:
                 continue
-            if backend.isfile(path):
-                backend.remove(path)
-            elif backend.isdir(path):
-                backend.rmtree(path)
+            if self.file_backend.isfile(path):
+                self.file_backend.remove(path)
+            elif self.file_backend.isdir(path):  # checkpoints saved by DeepSpeed are folders
+                self.file_backend.rmtree(path)
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        """mmengine's best-checkpoint save, with the previous best checkpoint removed only after the new best one is
+        written (mmengine removes it first: a crash in between left no best checkpoint)."""
+        with self._removals_held() as held:
+            super()._save_best_checkpoint(runner, metrics)
+        self._remove_held(held, {getattr(self, 'best_ckpt_path', None),
+                                 *getattr(self, 'best_ckpt_path_dict', {}).values()})
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         """mmengine's interval save, with the retired checkpoint removed only after the new one and the pointer to it
         are in place."""
-        backend, held = self.file_backend, _HeldRemovals(self.file_backend)
-        self.file_backend = held
-        try:
+        with self._removals_held() as held:
             super()._save_checkpoint_with_step(runner, step, meta)
-        finally:
-            self.file_backend = backend
-        if not is_main_process():
-            return
-        atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
-        for path in held.paths:
-            if path == self.last_ckpt:  # (never the checkpoint just written)
-                continue
-            if backend.isfile(path):
-                backend.remove(path)
-            elif backend.isdir(path):  # checkpoints saved by DeepSpeed are folders
-                backend.rmtree(path)
+        if is_main_process():
+            atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
+        self._remove_held(held, {self.last_ckpt})
