@@ -1,14 +1,12 @@
 """Semi-supervised (1% / 10% ImageNet) and transfer fine-tuning configs: the paper's recipe, and a few iterations of
 tools/train.py on tiny data (ResNet-18 at 32x32, batch 8) that start from a SimCLR checkpoint, train the whole
 network and report top-1 / top-5."""
-import os
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.config import Config
 
-from mmsimclr.datasets.label_subsets import balanced_subset, write_with_checksum
 from mmsimclr.registry import MODELS
 from tools.train import main as train
 
@@ -57,26 +55,6 @@ def simclr_r18_checkpoint(tmp_path_factory):
     path = str(tmp_path_factory.mktemp('simclr') / 'simclr_r18.pth')
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in backbone.state_dict().items()}}, path)
     return path
-
-
-@pytest.fixture(scope='module')
-def tiny_imagenet(tiny_data, tmp_path_factory):
-    """tiny_data laid out like data/imagenet: train/, val/, meta/train.txt, meta/val.txt and the subset lists."""
-    root = tmp_path_factory.mktemp('imagenet')
-    os.symlink(osp.join(tiny_data, 'train'), root / 'train')
-    os.symlink(osp.join(tiny_data, 'test'), root / 'val')
-    (root / 'meta').mkdir()
-    for split, folder in (('train', 'train'), ('val', 'test')):
-        classes = sorted(os.listdir(osp.join(tiny_data, folder)))
-        entries = [(f'{c}/{f}', i) for i, c in enumerate(classes)
-                   for f in sorted(os.listdir(osp.join(tiny_data, folder, c)))]
-        (root / 'meta' / f'{split}.txt').write_text(''.join(f'{p} {label}\n' for p, label in entries))
-    entries = [tuple(line.rsplit(' ', 1)) for line in (root / 'meta' / 'train.txt').read_text().splitlines()]
-    entries = [(p, int(label)) for p, label in entries]
-    # tiny stand-ins for the 1% / 10% lists: 2 and 4 images per class, 1 and 2 iterations of batch 8
-    write_with_checksum(balanced_subset(entries, 0.125), str(root / 'meta' / 'train_1percent.txt'))
-    write_with_checksum(balanced_subset(entries, 0.25), str(root / 'meta' / 'train_10percent.txt'))
-    return str(root)
 
 
 SMALL = ['model.backbone.depth=18', 'model.head.in_channels=512', 'train_dataloader.batch_size=8',

@@ -5,7 +5,6 @@ fine-tuning lr independent of the checkpoint's weight scale (v1 vs v2); and the 
 on tiny data (32 px): pretraining (R50 1x SK) writes the checkpoint that fine-tuning starts from, whose checkpoint
 is the distillation teacher."""
 import math
-import os
 import os.path as osp
 
 import pytest
@@ -13,7 +12,6 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
-from mmsimclr.datasets.label_subsets import balanced_subset, write_with_checksum
 from mmsimclr.models.backbones.simclrv2_arch import SIMCLRV2_ARCHS, SK_RATIO
 from mmsimclr.registry import MODELS
 from mmsimclr.utils.config_check import check_config
@@ -29,25 +27,6 @@ FT = {(sk, pct): osp.join(V2, f'resnet50-1x-sk{sk}_simclrv2-800e-pre_8xb128-fine
 DISTILL = osp.join(V2, 'simclrv2-selfdistill-1pct_r50-1x-sk1_16xb256-coslr-400e_in1k.py')
 CONFIGS = list(PRE.values()) + list(FT.values()) + [DISTILL]
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
-
-
-@pytest.fixture(scope='module')
-def tiny_imagenet(tiny_data, tmp_path_factory):
-    """tiny_data laid out like data/imagenet (train/, val/, meta/{train,val}.txt) with stand-ins for the 1% / 10%
-    lists: 8 and 16 of the 64 training images, i.e. 1 and 2 iterations of batch 8."""
-    root = tmp_path_factory.mktemp('imagenet')
-    os.symlink(osp.join(tiny_data, 'train'), root / 'train')
-    os.symlink(osp.join(tiny_data, 'test'), root / 'val')
-    (root / 'meta').mkdir()
-    for split, folder in (('train', 'train'), ('val', 'test')):
-        classes = sorted(os.listdir(osp.join(tiny_data, folder)))
-        entries = [(f'{c}/{f}', i) for i, c in enumerate(classes)
-                   for f in sorted(os.listdir(osp.join(tiny_data, folder, c)))]
-        (root / 'meta' / f'{split}.txt').write_text(''.join(f'{p} {label}\n' for p, label in entries))
-        if split == 'train':
-            write_with_checksum(balanced_subset(entries, 0.125), str(root / 'meta' / 'train_1percent.txt'))
-            write_with_checksum(balanced_subset(entries, 0.25), str(root / 'meta' / 'train_10percent.txt'))
-    return str(root)
 
 
 def name_of(path):
