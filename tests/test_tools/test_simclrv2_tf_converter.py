@@ -26,6 +26,7 @@ from mmsimclr.registry import MODELS
 from mmsimclr.utils.tf_checkpoint import TFCheckpoint, TFCheckpointError
 from tools.model_converters.simclr_tf_to_mmsimclr import main as convert_main
 from ..test_apis.conftest import cache, mirrored, server  # noqa: F401 (fixtures)
+from .test_simclr_tf_converter import rel_err
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DATA = osp.join(REPO, 'tests/data/simclrv2_tf')
@@ -78,11 +79,6 @@ def outputs(model, key) -> dict:
     model.neck.out_layer = out_layer
     result['logits'] = model.head.fc(model.extract_feat(x)[-1])
     return result
-
-
-def rel_err(a, b) -> float:
-    b = torch.from_numpy(b)
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 @pytest.fixture(scope='module')
