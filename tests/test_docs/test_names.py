@@ -120,15 +120,22 @@ def test_the_errors_the_faq_quotes_exist():
     assert [f for f in fragments if f not in sources] == []
 
 
+def _api_names():
+    """The dotted names api.md documents: ``.. autofunction/autoclass/autoexception:: NAME`` and the ``:members:``
+    of ``.. automodule:: MODULE``."""
+    api = text_of('docs/en/api.md')
+    names = re.findall(r'\.\. auto(?:function|class|exception):: ([\w.]+)', api)
+    names += [f'{m}.{n.strip()}' for m, ns in re.findall(r'\.\. automodule:: ([\w.]+)\n\s+:members: ([\w, ]+)', api)
+              for n in ns.split(',')]
+    return names
+
+
 def test_the_api_reference_covers_the_public_api_and_every_registered_module():
     import mmsimclr
     import mmsimclr.registry as registry
     from mmsimclr.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    api = text_of('docs/en/api.md')
-    documented = set(re.findall(r'\.\. auto(?:function|class|exception):: ([\w.]+)', api))
-    documented |= {f'{m}.{name.strip()}' for m, names in
-                   re.findall(r'\.\. automodule:: ([\w.]+)\n\s+:members: ([\w, ]+)', api) for name in names.split(',')}
+    documented = set(_api_names())
     missing = [f'mmsimclr.{n}' for n in mmsimclr.__all__ if n != '__version__' and f'mmsimclr.{n}' not in documented]
     from mmengine.registry import Registry
     for name in dir(registry):
@@ -171,12 +178,8 @@ def test_the_readme_is_short_and_links_every_page():
 
 def _api_objects():
     import importlib
-    api = text_of('docs/en/api.md')
-    names = re.findall(r'\.\. auto(?:function|class|exception):: ([\w.]+)', api)
-    names += [f'{m}.{n.strip()}' for m, ns in re.findall(r'\.\. automodule:: ([\w.]+)\n\s+:members: ([\w, ]+)', api)
-              for n in ns.split(',')]
     out = []
-    for name in names:
+    for name in _api_names():
         module, attr = name.rsplit('.', 1)
         out.append((name, getattr(importlib.import_module(module), attr)))
     return out
