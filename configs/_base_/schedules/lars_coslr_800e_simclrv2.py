@@ -9,11 +9,9 @@
 #   used 6.4;
 # - linear warm-up over 5% of training (40 of 800 epochs; run.py --warmup_epochs), then cosine decay to 0
 #   (model_util.learning_rate_schedule), per iteration.
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='LARS', lr=6.4, momentum=0.9, weight_decay=1e-4),
-    constructor='SimCLROptimWrapperConstructor',
-    paramwise_cfg=dict(exclude_norm_and_bias=True))
+_base_ = './lars_coslr_200e.py'  # v1's LARS with its exclusions; v2's lr, weight decay and schedule below
+
+optim_wrapper = dict(optimizer=dict(lr=6.4, weight_decay=1e-4))
 
 warmup_epochs = 40
 max_epochs = 800
