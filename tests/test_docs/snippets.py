@@ -214,16 +214,15 @@ def _accepts(type_name, argument):
     ``argument`` in its constructor."""
     import inspect
 
-    import mmsimclr.registry as registry
-    from mmengine.registry import Registry
     from mmsimclr.utils import register_all_modules
+    from mmsimclr.utils.config_check import _registries  # the registries config checks look types up in
     register_all_modules(init_default_scope=False)
-    for reg in vars(registry).values():
-        if isinstance(reg, Registry) and isinstance(type_name, str):
-            cls = reg.get(type_name)
-            if cls is not None:
-                params = inspect.signature(cls).parameters
-                return argument in params
+    if not isinstance(type_name, str):
+        return False
+    for reg in _registries():
+        cls = reg.get(type_name)
+        if cls is not None:
+            return argument in inspect.signature(cls).parameters
     return False
 
 
