@@ -2,6 +2,7 @@
 tool and test paths (brace alternatives and ``*`` patterns expanded), packaged config names, model-zoo names,
 command-line options, the error messages the FAQ quotes, and the registered modules in the API reference. And the
 README stays short, with every page of the docs one click away."""
+import functools
 import glob
 import itertools
 import os
@@ -88,7 +89,9 @@ def test_model_zoo_names_exist():
     assert sorted(names - known) == []
 
 
+@functools.lru_cache(maxsize=None)
 def _sources():
+    """The text of every .py / .sh file under mmsimclr/, tools/, demo/ and the Makefile (read once per process)."""
     chunks = []
     for folder in ('mmsimclr', 'tools', 'demo'):
         for f in glob.glob(osp.join(ROOT, folder, '**', '*'), recursive=True):
